@@ -1,0 +1,171 @@
+//! Analysis settings of a Rollout, metric definitions, and the `AnalysisTemplate` resource.
+
+use std::collections::BTreeMap;
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How analysis runs and what its verdicts do.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisSpec {
+    /// Time between analysis runs, e.g. `30s`, `1m`. Default `1m`.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+    /// Failed runs tolerated before rollback: the rollout fails on run number `failureLimit + 1`. Default 0.
+    #[serde(default)]
+    pub failure_limit: u32,
+    /// Consecutive inconclusive runs (no data, NaN, no traffic) tolerated before `onInconclusive`. Default 3.
+    #[serde(default = "default_inconclusive_limit")]
+    pub inconclusive_limit: u32,
+    /// What happens past the inconclusive limit. Default `pause` (a human decides).
+    #[serde(default)]
+    pub on_inconclusive: InconclusivePolicy,
+    /// Consecutive query errors (Prometheus down, bad query) tolerated before the rollout pauses. Default 3.
+    #[serde(default = "default_inconclusive_limit")]
+    pub error_limit: u32,
+    /// Prometheus to query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSpec>,
+    /// Metrics checked at every run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricSpec>,
+    /// Metrics taken from AnalysisTemplates in the same namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<TemplateRef>,
+}
+
+fn default_interval() -> String {
+    "1m".to_string()
+}
+fn default_inconclusive_limit() -> u32 {
+    3
+}
+
+/// What to do when analysis stays inconclusive past its limit.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum InconclusivePolicy {
+    /// Pause and wait for a human (promote or abort).
+    #[default]
+    Pause,
+    /// Roll back.
+    Fail,
+}
+
+/// Where Prometheus is.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSpec {
+    /// Base URL, e.g. `http://prometheus.monitoring:9090`.
+    pub address: String,
+    /// Query timeout, e.g. `10s`. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Secret (same namespace) whose key `token` holds a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret: Option<String>,
+}
+
+/// Reference to an AnalysisTemplate plus argument values.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+}
+
+/// One metric: a query (custom PromQL template or a built-in) judged by a threshold or by
+/// a statistical comparison of canary against stable.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSpec {
+    /// Unique within the rollout.
+    pub name: String,
+    /// Built-in metric name, e.g. `nginx-success-rate`, `nginx-latency-p99`, `nginx-errors-vs-stable`,
+    /// `traefik-latency-vs-stable` (see docs/analysis.md). Exclusive with `query`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builtin: Option<String>,
+    /// PromQL template with `{{variables}}` (namespace, name, primary, canary, interval, ingress,
+    /// service, and `args`). Exclusive with `builtin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Threshold check on the query's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
+    /// Statistical canary-vs-stable comparison (for `*-vs-stable` built-ins or custom count queries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<ComparisonSpec>,
+    /// Template arguments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+}
+
+/// Pass when `min <= value <= max` (either bound optional, at least one present).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Threshold {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// Sequential, anytime-valid test of the canary's bad-event rate against stable's.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonSpec {
+    /// Custom query template for request counts over `{{interval}}` for arm `{{arm}}` (primary|canary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_query: Option<String>,
+    /// Custom query template for bad-event counts (errors, or slow requests) for arm `{{arm}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_query: Option<String>,
+    /// Latency built-ins: histogram bucket boundary (seconds) above which a request counts as bad.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_boundary_seconds: Option<f64>,
+    /// False-rollback rate bound (0 < alpha < 1). Default 0.05.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// False-promotion rate bound (0 < beta < 1). Default 0.05.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
+    /// Canary/stable bad-rate ratio still tolerated (>= 1). Default 1.2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_ratio: Option<f64>,
+    /// Ratio considered a real degradation, the smallest worth detecting (> toleratedRatio). Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_ratio: Option<f64>,
+    /// Canary requests required before a Pass. Default 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_canary_requests: Option<u64>,
+}
+
+/// Reusable metrics with PromQL templates and declared arguments.
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "sluice.dev",
+    version = "v1alpha1",
+    kind = "AnalysisTemplate",
+    plural = "analysistemplates",
+    namespaced,
+    derive = "Default",
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisTemplateSpec {
+    /// Arguments the metrics use, with optional defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<TemplateArg>,
+    pub metrics: Vec<MetricSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateArg {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
