@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::prometheus::{QueryError, QueryResponse, QueryResult};
 
 /// The future returned by [`MetricsSource::query`].
-pub type QueryFuture<'a> = Pin<Box<dyn Future<Output = Result<QueryResponse, QueryError>> + Send + 'a>>;
+pub type QueryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<QueryResponse, QueryError>> + Send + 'a>>;
 
 /// Something that answers instant PromQL queries.
 pub trait MetricsSource: Send + Sync {
@@ -76,11 +77,26 @@ mod tests {
     async fn fake_answers_and_records() {
         let fake = Arc::new(FakeMetricsSource::new());
         fake.set_value("up", 1.0);
-        fake.set("bad(", Err(QueryError::Prometheus { error_type: "bad_data".into(), error: "parse".into(), http_status: 400 }));
+        fake.set(
+            "bad(",
+            Err(QueryError::Prometheus {
+                error_type: "bad_data".into(),
+                error: "parse".into(),
+                http_status: 400,
+            }),
+        );
         let src: Arc<dyn MetricsSource> = fake.clone();
-        assert_eq!(src.query("up", None).await.unwrap().result, QueryResult::single(1.0));
-        assert!(matches!(src.query("bad(", None).await, Err(QueryError::Prometheus { .. })));
-        assert!(matches!(src.query("other", None).await, Err(QueryError::NoCannedAnswer(q)) if q == "other"));
+        assert_eq!(
+            src.query("up", None).await.unwrap().result,
+            QueryResult::single(1.0)
+        );
+        assert!(matches!(
+            src.query("bad(", None).await,
+            Err(QueryError::Prometheus { .. })
+        ));
+        assert!(
+            matches!(src.query("other", None).await, Err(QueryError::NoCannedAnswer(q)) if q == "other")
+        );
         assert_eq!(fake.calls(), vec!["up", "bad(", "other"]);
     }
 }

@@ -78,10 +78,16 @@ fn classify(e: reqwest::Error) -> QueryError {
     if e.is_timeout() {
         QueryError::Timeout(e.to_string())
     } else if e.is_decode() {
-        QueryError::Decode { message: e.to_string(), body: String::new() }
+        QueryError::Decode {
+            message: e.to_string(),
+            body: String::new(),
+        }
     } else {
         // Connect, reset, body read errors: all transport-level.
-        QueryError::Connect(format!("{e} ({:?})", std::error::Error::source(&e).map(|s| s.to_string())))
+        QueryError::Connect(format!(
+            "{e} ({:?})",
+            std::error::Error::source(&e).map(|s| s.to_string())
+        ))
     }
 }
 
@@ -98,12 +104,17 @@ impl PrometheusClient {
         let url = reqwest::Url::parse(&config.address)
             .map_err(|e| QueryError::Config(format!("address {:?}: {e}", config.address)))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(QueryError::Config(format!("address {:?}: scheme must be http or https", config.address)));
+            return Err(QueryError::Config(format!(
+                "address {:?}: scheme must be http or https",
+                config.address
+            )));
         }
         let mut headers = HeaderMap::new();
         for (k, v) in &config.headers {
-            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| QueryError::Config(format!("header name {k:?}: {e}")))?;
-            let value = HeaderValue::from_str(v).map_err(|e| QueryError::Config(format!("header {k:?} value: {e}")))?;
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| QueryError::Config(format!("header name {k:?}: {e}")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| QueryError::Config(format!("header {k:?} value: {e}")))?;
             headers.insert(name, value);
         }
         let http = reqwest::Client::builder()
@@ -120,8 +131,15 @@ impl PrometheusClient {
     }
 
     /// Instant query at `at` (server time "now" when `None`).
-    pub async fn query(&self, promql: &str, at: Option<DateTime<Utc>>) -> Result<QueryResponse, QueryError> {
-        let mut params = vec![("query", promql.to_string()), ("timeout", seconds(self.config.timeout))];
+    pub async fn query(
+        &self,
+        promql: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<QueryResponse, QueryError> {
+        let mut params = vec![
+            ("query", promql.to_string()),
+            ("timeout", seconds(self.config.timeout)),
+        ];
         if let Some(t) = at {
             params.push(("time", unix(t)));
         }
@@ -149,7 +167,11 @@ impl PrometheusClient {
         self.with_retries("/api/v1/query_range", &params).await
     }
 
-    async fn with_retries(&self, path: &str, params: &[(&str, String)]) -> Result<QueryResponse, QueryError> {
+    async fn with_retries(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<QueryResponse, QueryError> {
         let mut pause = self.config.retry_backoff;
         let mut attempt = 0;
         loop {
@@ -171,7 +193,11 @@ impl PrometheusClient {
         }
     }
 
-    async fn once(&self, path: &str, params: &[(&str, String)]) -> Result<QueryResponse, QueryError> {
+    async fn once(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<QueryResponse, QueryError> {
         let url = format!("{}{}", self.base, path);
         let req = match self.config.method {
             QueryMethod::Get => self.http.get(url).query(params),

@@ -57,12 +57,32 @@ mod tests {
     fn retry_only_transient_errors() {
         assert!(QueryError::Timeout("x".into()).is_retryable());
         assert!(QueryError::Connect("refused".into()).is_retryable());
-        assert!(QueryError::Http { status: 503, body: String::new() }.is_retryable());
-        assert!(!QueryError::Http { status: 404, body: String::new() }.is_retryable());
-        let bad = QueryError::Prometheus { error_type: "bad_data".into(), error: "x".into(), http_status: 400 };
+        assert!(QueryError::Http {
+            status: 503,
+            body: String::new()
+        }
+        .is_retryable());
+        assert!(!QueryError::Http {
+            status: 404,
+            body: String::new()
+        }
+        .is_retryable());
+        let bad = QueryError::Prometheus {
+            error_type: "bad_data".into(),
+            error: "x".into(),
+            http_status: 400,
+        };
         assert!(!bad.is_retryable());
-        let busy = QueryError::Prometheus { error_type: "timeout".into(), error: "x".into(), http_status: 503 };
+        let busy = QueryError::Prometheus {
+            error_type: "timeout".into(),
+            error: "x".into(),
+            http_status: 503,
+        };
         assert!(busy.is_retryable());
-        assert!(!QueryError::Decode { message: "m".into(), body: "b".into() }.is_retryable());
+        assert!(!QueryError::Decode {
+            message: "m".into(),
+            body: "b".into()
+        }
+        .is_retryable());
     }
 }

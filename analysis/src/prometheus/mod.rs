@@ -6,4 +6,6 @@ mod result;
 
 pub use client::{Auth, PrometheusClient, PrometheusConfig, QueryMethod};
 pub use error::QueryError;
-pub use result::{parse_response, parse_value, Labels, QueryResponse, QueryResult, RangeSeries, Sample};
+pub use result::{
+    parse_response, parse_value, Labels, QueryResponse, QueryResult, RangeSeries, Sample,
+};

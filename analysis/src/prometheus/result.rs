@@ -51,6 +51,15 @@ impl QueryResult {
         }])
     }
 
+    /// A one-sample vector without labels at a given timestamp.
+    pub fn single_at(timestamp: f64, value: f64) -> Self {
+        QueryResult::Vector(vec![Sample {
+            labels: Labels::new(),
+            timestamp,
+            value,
+        }])
+    }
+
     /// Name of the result type as Prometheus spells it.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -152,7 +161,9 @@ pub fn parse_response(body: &str, http_status: u16) -> Result<QueryResponse, Que
     if env.status != "success" {
         return Err(QueryError::Prometheus {
             error_type: env.error_type.unwrap_or_else(|| "unknown".into()),
-            error: env.error.unwrap_or_else(|| format!("status {:?}", env.status)),
+            error: env
+                .error
+                .unwrap_or_else(|| format!("status {:?}", env.status)),
             http_status,
         });
     }
@@ -165,7 +176,9 @@ pub fn parse_response(body: &str, http_status: u16) -> Result<QueryResponse, Que
             let mut out = Vec::with_capacity(samples.len());
             for s in samples {
                 let (timestamp, text) = s.value.ok_or_else(|| {
-                    QueryError::Unsupported("vector sample without a float value (native histogram?)".into())
+                    QueryError::Unsupported(
+                        "vector sample without a float value (native histogram?)".into(),
+                    )
                 })?;
                 out.push(Sample {
                     labels: s.metric,
@@ -212,7 +225,14 @@ mod tests {
             200,
         )
         .unwrap();
-        assert_eq!(r.result, QueryResult::Vector(vec![Sample { labels: Labels::new(), timestamp: 1795563156.128, value: 0.00995 }]));
+        assert_eq!(
+            r.result,
+            QueryResult::Vector(vec![Sample {
+                labels: Labels::new(),
+                timestamp: 1795563156.128,
+                value: 0.00995
+            }])
+        );
         assert!(r.warnings.is_empty());
     }
 
@@ -223,11 +243,17 @@ mod tests {
             200,
         )
         .unwrap();
-        let QueryResult::Vector(v) = r.result else { panic!("not a vector") };
+        let QueryResult::Vector(v) = r.result else {
+            panic!("not a vector")
+        };
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].labels["version"], "canary");
         assert_eq!(v[1].value, 13.603466666666668);
-        let e = parse_response(r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#, 200).unwrap();
+        let e = parse_response(
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+            200,
+        )
+        .unwrap();
         assert_eq!(e.result, QueryResult::Vector(vec![]));
     }
 
@@ -238,11 +264,17 @@ mod tests {
             200,
         )
         .unwrap();
-        let QueryResult::Vector(v) = r.result else { panic!() };
+        let QueryResult::Vector(v) = r.result else {
+            panic!()
+        };
         assert!(v[0].value.is_nan());
         let s = parse_response(r#"{"status":"success","data":{"resultType":"scalar","result":[1795563156.153,"+Inf"]}}"#, 200).unwrap();
         assert_eq!(s.result, QueryResult::Scalar(1795563156.153, f64::INFINITY));
-        let s = parse_response(r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"-Inf"]}}"#, 200).unwrap();
+        let s = parse_response(
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"-Inf"]}}"#,
+            200,
+        )
+        .unwrap();
         assert_eq!(s.result, QueryResult::Scalar(1.5, f64::NEG_INFINITY));
     }
 
@@ -253,9 +285,22 @@ mod tests {
             200,
         )
         .unwrap();
-        let QueryResult::Matrix(m) = r.result else { panic!() };
-        assert_eq!(m[0].values, vec![(1795563153.9, 161.0), (1795563154.9, 181.0), (1795563155.9, 201.0)]);
-        let s = parse_response(r#"{"status":"success","data":{"resultType":"string","result":[12.0,"hello"]}}"#, 200).unwrap();
+        let QueryResult::Matrix(m) = r.result else {
+            panic!()
+        };
+        assert_eq!(
+            m[0].values,
+            vec![
+                (1795563153.9, 161.0),
+                (1795563154.9, 181.0),
+                (1795563155.9, 201.0)
+            ]
+        );
+        let s = parse_response(
+            r#"{"status":"success","data":{"resultType":"string","result":[12.0,"hello"]}}"#,
+            200,
+        )
+        .unwrap();
         assert_eq!(s.result, QueryResult::String(12.0, "hello".into()));
     }
 
@@ -278,7 +323,11 @@ mod tests {
         )
         .unwrap_err();
         match e {
-            QueryError::Prometheus { error_type, error, http_status } => {
+            QueryError::Prometheus {
+                error_type,
+                error,
+                http_status,
+            } => {
                 assert_eq!(error_type, "bad_data");
                 assert!(error.contains("unclosed left parenthesis"));
                 assert_eq!(http_status, 400);
@@ -289,14 +338,26 @@ mod tests {
 
     #[test]
     fn non_json_bodies_are_typed_errors() {
-        assert!(matches!(parse_response("<html>oops</html>", 200), Err(QueryError::Decode { .. })));
-        assert!(matches!(parse_response("Bad Gateway", 502), Err(QueryError::Http { status: 502, .. })));
         assert!(matches!(
-            parse_response(r#"{"status":"success","data":{"resultType":"scalar","result":[1,"abc"]}}"#, 200),
+            parse_response("<html>oops</html>", 200),
             Err(QueryError::Decode { .. })
         ));
         assert!(matches!(
-            parse_response(r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{}]}]}}"#, 200),
+            parse_response("Bad Gateway", 502),
+            Err(QueryError::Http { status: 502, .. })
+        ));
+        assert!(matches!(
+            parse_response(
+                r#"{"status":"success","data":{"resultType":"scalar","result":[1,"abc"]}}"#,
+                200
+            ),
+            Err(QueryError::Decode { .. })
+        ));
+        assert!(matches!(
+            parse_response(
+                r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"histogram":[1,{}]}]}}"#,
+                200
+            ),
             Err(QueryError::Unsupported(_))
         ));
     }
