@@ -1,1 +1,11 @@
-//! stub
+//! Sluice controller: the pure rollout state machine (`core`), its simulator (`sim`), traffic
+//! routers, the standalone file-driven runner, the Kubernetes controller, the HTTP API and the CLI.
+
+pub mod api;
+pub mod clock;
+pub mod core;
+pub mod k8s;
+pub mod router;
+pub mod sim;
+pub mod standalone;
+pub mod store;

@@ -1,1 +1,3 @@
+//! `sluice`: the controller, standalone runner and CLI (also usable as `kubectl-sluice`).
+
 fn main() {}

@@ -1,0 +1,1 @@
+//! HTTP API (axum): Alertmanager webhook, rollout status and commands, wait, /metrics, health.

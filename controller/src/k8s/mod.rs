@@ -1,0 +1,1 @@
+//! Kubernetes controller: reconcile, workloads, Kubernetes routers, status, leader election.

@@ -1,0 +1,29 @@
+//! Traffic routers behind one trait: file-based NGINX and Traefik (standalone mode), and the
+//! Kubernetes ones (ingress-nginx canary Ingress, TraefikService, Gateway API HTTPRoute).
+
+use futures::future::BoxFuture;
+
+/// Errors of any router.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    #[error("weight {0} is outside 0..=100")]
+    InvalidWeight(i32),
+    #[error("router config rejected by validation, previous config kept: {0}")]
+    Rejected(String),
+    #[error("router I/O failed: {0}")]
+    Io(String),
+    #[error("Kubernetes API error: {0}")]
+    Kube(String),
+    #[error("router object not found: {0}")]
+    NotFound(String),
+}
+
+/// Shifts traffic between primary (stable) and canary for one rollout.
+pub trait TrafficRouter: Send + Sync {
+    /// Route `weight`% to the canary and the rest to primary. Idempotent: no write when unchanged.
+    fn set_weight(&self, weight: i32) -> BoxFuture<'_, Result<(), RouterError>>;
+    /// Read the canary weight back from what the router really holds (None: not set up yet).
+    fn current_weight(&self) -> BoxFuture<'_, Result<Option<i32>, RouterError>>;
+    /// Return all traffic to primary and remove what this router created.
+    fn cleanup(&self) -> BoxFuture<'_, Result<(), RouterError>>;
+}

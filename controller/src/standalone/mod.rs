@@ -1,0 +1,1 @@
+//! Standalone mode: `sluice run -f rollout.yaml` with file routers and a local state file.
