@@ -1,8 +1,10 @@
 //! Sluice analysis: Prometheus client, PromQL templates, built-in metrics, verdicts and the
 //! statistical canary-vs-stable judges. No Kubernetes types here.
 
+pub mod builtin;
 pub mod prometheus;
 pub mod source;
+pub mod template;
 
 pub use prometheus::{PrometheusClient, PrometheusConfig, QueryError, QueryResponse, QueryResult};
 pub use source::{FakeMetricsSource, MetricsSource, QueryFuture};

@@ -1,0 +1,238 @@
+//! PromQL templates with `{{variable}}` placeholders, rendered safely.
+//!
+//! Inside a double-quoted PromQL string a value is escaped (backslash, quote, newline...), so it
+//! cannot close the string. Outside quotes only durations (`5m`, `1h30m`) and plain numbers are
+//! accepted, because there escaping cannot help (e.g. `rate(x[{{interval}}])`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Variable name → value.
+pub type Variables = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+pub enum TemplateError {
+    #[error("unknown template variable {0:?}")]
+    UnknownVariable(String),
+    #[error("invalid template variable name {0:?} (use letters, digits and _)")]
+    InvalidName(String),
+    #[error("unclosed '{{{{' at byte {0}")]
+    Unclosed(usize),
+    #[error("variable {name:?} is used outside a quoted string, so its value must be a duration or number, got {value:?}")]
+    UnsafeValue { name: String, value: String },
+}
+
+/// Whether `name` is a valid variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Escapes a value for use inside a PromQL double-quoted string.
+pub fn escape_label_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Prometheus duration (`30s`, `1h30m`, `500ms`) or a plain non-negative number.
+pub fn is_duration_or_number(value: &str) -> bool {
+    if !value.is_empty()
+        && value.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && value.parse::<f64>().is_ok()
+    {
+        return true;
+    }
+    let b = value.as_bytes();
+    let mut i = 0;
+    let mut parts = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        let unit = if b[i..].starts_with(b"ms") { 2 } else { 1 };
+        match b.get(i) {
+            Some(b'm') if unit == 2 => i += 2,
+            Some(b's' | b'm' | b'h' | b'd' | b'w' | b'y') => i += 1,
+            _ => return false,
+        }
+        parts += 1;
+    }
+    parts > 0
+}
+
+/// Renders `template`, replacing each `{{ name }}` by its value from `vars`.
+pub fn render(template: &str, vars: &Variables) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut quote: Option<char> = None; // the quote char of the string we are in, if any
+    let mut escaped = false;
+    let mut rest = template;
+    let mut offset = 0;
+    while !rest.is_empty() {
+        if rest.starts_with("{{") {
+            let end = rest.find("}}").ok_or(TemplateError::Unclosed(offset))?;
+            let name = rest[2..end].trim();
+            if !valid_name(name) {
+                return Err(TemplateError::InvalidName(name.to_string()));
+            }
+            let value = vars
+                .get(name)
+                .ok_or_else(|| TemplateError::UnknownVariable(name.to_string()))?;
+            match quote {
+                Some('"') => out.push_str(&escape_label_value(value)),
+                _ if is_duration_or_number(value) => out.push_str(value),
+                _ => {
+                    return Err(TemplateError::UnsafeValue {
+                        name: name.into(),
+                        value: value.clone(),
+                    })
+                }
+            }
+            rest = &rest[end + 2..];
+            offset += end + 2;
+            continue;
+        }
+        let Some(c) = rest.chars().next() else { break };
+        match (quote, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            _ => {}
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+        offset += c.len_utf8();
+    }
+    Ok(out)
+}
+
+/// Names of all placeholders in `template`, in order of first use (for validation up front).
+pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = template;
+    let mut offset = 0;
+    while let Some(start) = rest.find("{{") {
+        let end = rest[start..]
+            .find("}}")
+            .ok_or(TemplateError::Unclosed(offset + start))?
+            + start;
+        let name = rest[start + 2..end].trim();
+        if !valid_name(name) {
+            return Err(TemplateError::InvalidName(name.to_string()));
+        }
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+        rest = &rest[end + 2..];
+        offset += end + 2;
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Variables {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn substitutes_with_and_without_spaces() {
+        let v = vars(&[
+            ("namespace", "shop"),
+            ("ingress", "web"),
+            ("interval", "1m"),
+        ]);
+        let q = r#"sum(rate(x{namespace="{{namespace}}",ingress="{{ ingress }}"}[{{interval}}]))"#;
+        assert_eq!(
+            render(q, &v).unwrap(),
+            r#"sum(rate(x{namespace="shop",ingress="web"}[1m]))"#
+        );
+    }
+
+    #[test]
+    fn unknown_variable_is_named() {
+        let e = render(r#"x{a="{{nope}}"}"#, &Variables::new()).unwrap_err();
+        assert_eq!(e, TemplateError::UnknownVariable("nope".into()));
+        assert!(e.to_string().contains("nope"));
+    }
+
+    #[test]
+    fn invalid_names_and_unclosed() {
+        assert!(matches!(
+            render("{{a-b}}", &vars(&[("a-b", "1")])),
+            Err(TemplateError::InvalidName(_))
+        ));
+        assert!(matches!(
+            render("{{}}", &Variables::new()),
+            Err(TemplateError::InvalidName(_))
+        ));
+        assert_eq!(
+            render("x{{a", &Variables::new()),
+            Err(TemplateError::Unclosed(1))
+        );
+        assert_eq!(placeholders("{{a}} {{b}} {{a}}").unwrap(), vec!["a", "b"]);
+        assert!(valid_name("_x9") && !valid_name("9x") && !valid_name(""));
+    }
+
+    #[test]
+    fn value_cannot_break_out_of_quotes() {
+        let evil = "x\"} or vector(1) or x{a=\"\\";
+        let q = render(r#"up{job="{{job}}"}"#, &vars(&[("job", evil)])).unwrap();
+        assert_eq!(q, r#"up{job="x\"} or vector(1) or x{a=\"\\"}"#);
+        let q = render(r#"up{job="{{job}}"}"#, &vars(&[("job", "a\nb")])).unwrap();
+        assert_eq!(q, r#"up{job="a\nb"}"#);
+    }
+
+    #[test]
+    fn unquoted_positions_accept_only_durations_and_numbers() {
+        let q = "rate(x[{{interval}}]) > {{limit}}";
+        assert_eq!(
+            render(q, &vars(&[("interval", "1h30m"), ("limit", "0.5")])).unwrap(),
+            "rate(x[1h30m]) > 0.5"
+        );
+        assert_eq!(
+            render(q, &vars(&[("interval", "500ms"), ("limit", "2")])).unwrap(),
+            "rate(x[500ms]) > 2"
+        );
+        let e = render(
+            q,
+            &vars(&[("interval", "5m]) or vector(1"), ("limit", "1")]),
+        )
+        .unwrap_err();
+        assert!(matches!(e, TemplateError::UnsafeValue { ref name, .. } if name == "interval"));
+        // A variable after a closed string is outside quotes again; escaped quotes do not close.
+        let e = render(r#"x{a="\"q"} + {{v}}"#, &vars(&[("v", "name")])).unwrap_err();
+        assert!(matches!(e, TemplateError::UnsafeValue { .. }));
+    }
+
+    #[test]
+    fn duration_syntax() {
+        for ok in ["5m", "30s", "1h30m", "250ms", "1d", "2w", "1y", "10", "0.5"] {
+            assert!(is_duration_or_number(ok), "{ok}");
+        }
+        for bad in ["", "m", "5x", "-1", "5m ", "1e3", "5 m", "m5"] {
+            assert!(!is_duration_or_number(bad), "{bad}");
+        }
+    }
+}
