@@ -5,6 +5,7 @@ pub mod builtin;
 pub mod prometheus;
 pub mod source;
 pub mod template;
+pub mod verdict;
 
 pub use prometheus::{PrometheusClient, PrometheusConfig, QueryError, QueryResponse, QueryResult};
 pub use source::{FakeMetricsSource, MetricsSource, QueryFuture};
