@@ -79,7 +79,10 @@ impl PrometheusBuilder {
             .map_err(io_err("creating Prometheus temp dir"))?;
         let config = dir.path().join("prometheus.yml");
         let rules = dir.path().join("rules.yml");
-        write(&config, &prometheus_config(&self.jobs, self.alertmanager.as_deref()))?;
+        write(
+            &config,
+            &prometheus_config(&self.jobs, self.alertmanager.as_deref()),
+        )?;
         write(&rules, self.rules.as_deref().unwrap_or("groups: []\n"))?;
         let port = free_port();
         let mut cmd = Command::new(bin);
