@@ -4,6 +4,7 @@
 pub mod builtin;
 pub mod prometheus;
 pub mod source;
+pub mod stats;
 pub mod template;
 pub mod verdict;
 

@@ -1,0 +1,10 @@
+//! Statistical judges: sequential canary-vs-stable ratio test, absolute SLO guard, latency
+//! buckets. Pure functions over serializable state.
+
+pub mod grid;
+pub mod ratio;
+pub mod slo;
+pub mod sprt;
+
+pub use ratio::{evaluate, update, IntervalCounts, SequentialConfig, SequentialState};
+pub use slo::{slo_update, SloConfig, SloState};

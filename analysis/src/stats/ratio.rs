@@ -1,0 +1,376 @@
+//! Sequential canary-vs-stable test on bad-event counts (errors, or requests slower than a
+//! bucket boundary), anytime-valid in both directions.
+//!
+//! Per interval i with requests n_c, n_s and bad events x_c, x_s: given the x_c + x_s bad events,
+//! each came from the canary with probability θ_i(r) = n_c·r / (n_c·r + n_s), r = canary/stable
+//! bad-rate ratio. Only observed counts enter, so changing weights and incidents hitting both
+//! arms do not bias it. Λ(r) = Σ_i [x_c·ln r − (x_c + x_s)·ln(n_c·r + n_s)] is the log-likelihood
+//! up to a constant, stored on a log-spaced grid of r.
+//! - Rollback: E_fail = mean_{r ∈ [r_fail_min, r_fail_max]} exp(Λ(r) − Λ(r0)); Fail when ≥ 1/alpha.
+//! - Promotion: E_pass = mean_{r ∈ [r_pass_min, r_pass_max]} exp(Λ(r) − Λ(r_bad)); Pass when ≥ 1/beta
+//!   and enough canary requests (optionally averaged with an absolute "rate below" e-value).
+//!
+//! Ville's inequality bounds P(E ever ≥ 1/alpha) ≤ alpha under the null, at any stopping time.
+
+use serde::{Deserialize, Serialize};
+
+use super::grid::{finite_exp, log_grid, log_mean_exp};
+use super::slo::ln_e_rate_below;
+use crate::verdict::{Evidence, InconclusiveCause, Verdict};
+
+/// One interval's counts for both arms (deltas, not cumulative counters). Reals are accepted
+/// because Prometheus `increase()` extrapolates.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IntervalCounts {
+    pub canary_requests: f64,
+    pub canary_bad: f64,
+    pub stable_requests: f64,
+    pub stable_bad: f64,
+}
+
+/// Settings of the sequential ratio test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialConfig {
+    /// Bound on false rollbacks (already divided among metrics by the caller).
+    pub alpha: f64,
+    /// Bound on false promotions.
+    pub beta: f64,
+    /// r0: the ratio still tolerated (1 = canary no worse than stable).
+    pub tolerated_ratio: f64,
+    /// r_bad: the ratio that must be ruled out before promotion (e.g. 2 = twice as bad).
+    pub bad_ratio: f64,
+    /// Pass needs at least this many canary requests.
+    pub min_canary_requests: f64,
+    /// Largest alternative ratio of the rollback mixture.
+    pub fail_grid_max: f64,
+    /// Smallest alternative ratio of the promotion mixture.
+    pub pass_grid_min: f64,
+    /// If set, the promotion e-value is the mean of the ratio e-value and an e-value for
+    /// "canary bad rate < this" (so a canary with ~0 errors can pass when stable has none too).
+    pub negligible_bad_rate: Option<f64>,
+}
+
+impl Default for SequentialConfig {
+    fn default() -> Self {
+        SequentialConfig {
+            alpha: 0.05,
+            beta: 0.05,
+            tolerated_ratio: 1.0,
+            bad_ratio: 2.0,
+            min_canary_requests: 100.0,
+            fail_grid_max: 100.0,
+            pass_grid_min: 0.25,
+            negligible_bad_rate: Some(0.005),
+        }
+    }
+}
+
+const GRID_MIN: f64 = 0.01;
+const POINTS_PER_DECADE: f64 = 20.0;
+
+impl SequentialConfig {
+    /// Lower end of the rollback mixture: max(1.5, 1.25·r0).
+    pub fn fail_grid_min(&self) -> f64 {
+        (1.25 * self.tolerated_ratio).max(1.5)
+    }
+    /// Upper end of the promotion mixture: min(r0, r_bad/1.25).
+    pub fn pass_grid_max(&self) -> f64 {
+        self.tolerated_ratio.min(self.bad_ratio / 1.25)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let unit = |v: f64| v > 0.0 && v < 1.0;
+        if !unit(self.alpha) || !unit(self.beta) {
+            return Err(format!(
+                "alpha {} and beta {} must be in (0, 1)",
+                self.alpha, self.beta
+            ));
+        }
+        if !(self.tolerated_ratio > 0.0 && self.bad_ratio > self.tolerated_ratio) {
+            return Err(format!(
+                "need 0 < toleratedRatio ({}) < badRatio ({})",
+                self.tolerated_ratio, self.bad_ratio
+            ));
+        }
+        if !(self.fail_grid_max > self.fail_grid_min() && self.fail_grid_max <= 1e4) {
+            return Err(format!(
+                "failGridMax {} must be in ({}, 10000]",
+                self.fail_grid_max,
+                self.fail_grid_min()
+            ));
+        }
+        if !(self.pass_grid_min >= GRID_MIN && self.pass_grid_min < self.pass_grid_max()) {
+            return Err(format!(
+                "passGridMin {} must be in [{GRID_MIN}, {})",
+                self.pass_grid_min,
+                self.pass_grid_max()
+            ));
+        }
+        if self.min_canary_requests.is_nan() || self.min_canary_requests < 0.0 {
+            return Err("minCanaryRequests must be >= 0".into());
+        }
+        if let Some(p) = self.negligible_bad_rate.filter(|p| !unit(*p)) {
+            return Err(format!("negligibleBadRate {p} must be in (0, 1)"));
+        }
+        Ok(())
+    }
+}
+
+/// Accumulated evidence; persist it (serde) in the rollout status and pass it back next step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SequentialState {
+    /// Ratios r of the grid (log-spaced, fixed when the state is created).
+    pub grid: Vec<f64>,
+    /// Λ(r) at each grid point.
+    pub loglik: Vec<f64>,
+    pub tolerated_ratio: f64,
+    pub loglik_tolerated: f64,
+    pub bad_ratio: f64,
+    pub loglik_bad: f64,
+    pub canary_requests: f64,
+    pub canary_bad: f64,
+    pub stable_requests: f64,
+    pub stable_bad: f64,
+    /// Intervals that entered the likelihood.
+    pub intervals: u64,
+    /// Latency comparisons: the bucket boundary in seconds, chosen once and then kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boundary: Option<f64>,
+}
+
+impl SequentialState {
+    pub fn new(config: &SequentialConfig) -> Self {
+        let hi = config.fail_grid_max.max(100.0);
+        let n = (POINTS_PER_DECADE * (hi / GRID_MIN).log10()).ceil() as usize + 1;
+        let grid = log_grid(GRID_MIN, hi, n);
+        SequentialState {
+            loglik: vec![0.0; grid.len()],
+            grid,
+            tolerated_ratio: config.tolerated_ratio,
+            loglik_tolerated: 0.0,
+            bad_ratio: config.bad_ratio,
+            loglik_bad: 0.0,
+            canary_requests: 0.0,
+            canary_bad: 0.0,
+            stable_requests: 0.0,
+            stable_bad: 0.0,
+            intervals: 0,
+            boundary: None,
+        }
+    }
+
+    /// Whether this state was built for `config`'s ratios (else start a fresh one).
+    pub fn matches(&self, config: &SequentialConfig) -> bool {
+        self.tolerated_ratio == config.tolerated_ratio
+            && self.bad_ratio == config.bad_ratio
+            && self.grid.len() == self.loglik.len()
+            && self
+                .grid
+                .last()
+                .is_some_and(|&g| g >= config.fail_grid_max * (1.0 - 1e-9))
+    }
+}
+
+fn term(r: f64, x_c: f64, x_total: f64, n_c: f64, n_s: f64) -> f64 {
+    x_c * r.ln() - x_total * (n_c * r + n_s).ln()
+}
+
+/// Adds one interval and judges. Pure: the old state is not modified.
+pub fn update(
+    config: &SequentialConfig,
+    state: &SequentialState,
+    counts: &IntervalCounts,
+) -> (SequentialState, Verdict) {
+    if let Err(e) = config.validate() {
+        return (
+            state.clone(),
+            Verdict::error(format!("invalid comparison settings: {e}")),
+        );
+    }
+    if !state.matches(config) {
+        return (
+            state.clone(),
+            Verdict::error("stored analysis state was built for other ratios; reset it"),
+        );
+    }
+    let c = counts;
+    let all = [
+        c.canary_requests,
+        c.canary_bad,
+        c.stable_requests,
+        c.stable_bad,
+    ];
+    if all.iter().any(|v| !v.is_finite() || *v < 0.0) {
+        return (
+            state.clone(),
+            Verdict::error(format!("invalid interval counts {c:?}")),
+        );
+    }
+    if c.canary_requests == 0.0 {
+        return (
+            state.clone(),
+            Verdict::inconclusive(
+                InconclusiveCause::NoTraffic,
+                None,
+                "canary served no requests in this interval",
+            ),
+        );
+    }
+    if c.stable_requests == 0.0 {
+        return (
+            state.clone(),
+            Verdict::inconclusive(
+                InconclusiveCause::NoTraffic,
+                None,
+                "stable served no requests in this interval; nothing to compare with",
+            ),
+        );
+    }
+    let (n_c, n_s) = (c.canary_requests, c.stable_requests);
+    // increase() extrapolation can make bad slightly exceed total; cap it.
+    let (x_c, x_s) = (c.canary_bad.min(n_c), c.stable_bad.min(n_s));
+    let x = x_c + x_s;
+    let mut s = state.clone();
+    for (r, l) in s.grid.iter().zip(s.loglik.iter_mut()) {
+        *l += term(*r, x_c, x, n_c, n_s);
+    }
+    s.loglik_tolerated += term(s.tolerated_ratio, x_c, x, n_c, n_s);
+    s.loglik_bad += term(s.bad_ratio, x_c, x, n_c, n_s);
+    s.canary_requests += n_c;
+    s.canary_bad += x_c;
+    s.stable_requests += n_s;
+    s.stable_bad += x_s;
+    s.intervals += 1;
+    let v = evaluate(config, &s);
+    (s, v)
+}
+
+fn in_range(state: &SequentialState, lo: f64, hi: f64) -> impl Iterator<Item = f64> + Clone + '_ {
+    let tol = 1e-9;
+    state
+        .grid
+        .iter()
+        .zip(&state.loglik)
+        .filter(move |(r, _)| **r >= lo * (1.0 - tol) && **r <= hi * (1.0 + tol))
+        .map(|(_, l)| *l)
+}
+
+/// ln of the rollback and promotion e-values of `state`.
+pub fn ln_e_values(config: &SequentialConfig, state: &SequentialState) -> (f64, f64) {
+    let ln_fail = log_mean_exp(in_range(
+        state,
+        config.fail_grid_min(),
+        config.fail_grid_max,
+    )) - state.loglik_tolerated;
+    let ln_rel = log_mean_exp(in_range(
+        state,
+        config.pass_grid_min,
+        config.pass_grid_max(),
+    )) - state.loglik_bad;
+    let ln_pass = match config.negligible_bad_rate {
+        Some(p0) => {
+            let ln_abs = ln_e_rate_below(state.canary_bad, state.canary_requests, p0);
+            log_mean_exp([ln_rel, ln_abs])
+        }
+        None => ln_rel,
+    };
+    (ln_fail, ln_pass)
+}
+
+/// Point estimate (grid maximum of the likelihood) and anytime-valid confidence range of r:
+/// the grid points r whose own mixture e-value (alternatives: the whole grid) stays below 1/alpha,
+/// widened by one grid step each side. `None` estimate when there are no bad events at all.
+pub fn ratio_estimate(
+    state: &SequentialState,
+    alpha: f64,
+) -> (Option<f64>, Option<f64>, Option<f64>) {
+    if state.canary_bad + state.stable_bad <= 0.0 || state.grid.is_empty() {
+        return (None, Some(0.0), None);
+    }
+    let best = state
+        .loglik
+        .iter()
+        .enumerate()
+        .fold(0, |b, (i, l)| if *l > state.loglik[b] { i } else { b });
+    let ln_mix = log_mean_exp(state.loglik.iter().copied());
+    let limit = -alpha.ln();
+    let inside: Vec<usize> = (0..state.grid.len())
+        .filter(|&j| ln_mix - state.loglik[j] < limit)
+        .collect();
+    let (Some(&first), Some(&last)) = (inside.first(), inside.last()) else {
+        return (Some(state.grid[best]), None, None);
+    };
+    let low = if first == 0 {
+        0.0
+    } else {
+        state.grid[first - 1]
+    };
+    let high = state.grid.get(last + 1).copied();
+    (Some(state.grid[best]), Some(low), high)
+}
+
+/// The verdict on the evidence accumulated so far.
+pub fn evaluate(config: &SequentialConfig, state: &SequentialState) -> Verdict {
+    let (ln_fail, ln_pass) = ln_e_values(config, state);
+    let (estimate, low, high) = ratio_estimate(state, config.alpha);
+    let ev = Evidence {
+        e_fail: finite_exp(ln_fail),
+        p_fail: finite_exp(-ln_fail).min(1.0),
+        fail_threshold: 1.0 / config.alpha,
+        e_pass: finite_exp(ln_pass),
+        p_pass: finite_exp(-ln_pass).min(1.0),
+        pass_threshold: 1.0 / config.beta,
+        estimate,
+        low,
+        high,
+        canary_requests: state.canary_requests,
+        canary_bad: state.canary_bad,
+        stable_requests: state.stable_requests,
+        stable_bad: state.stable_bad,
+        boundary: state.boundary,
+    };
+    let range = format!(
+        "ratio {} (range {}..{})",
+        estimate.map_or("n/a".to_string(), |e| format!("{e:.2}")),
+        low.map_or("?".to_string(), |l| format!("{l:.2}")),
+        high.map_or("inf".to_string(), |h| format!("{h:.2}"))
+    );
+    let counts = format!(
+        "canary {}/{} bad, stable {}/{} bad",
+        state.canary_bad, state.canary_requests, state.stable_bad, state.stable_requests
+    );
+    let v = if ln_fail >= -config.alpha.ln() {
+        Verdict::fail(
+            estimate,
+            format!(
+                "canary is worse than {}x stable: {range}, e-value {:.1} >= {:.0} ({counts})",
+                config.tolerated_ratio, ev.e_fail, ev.fail_threshold
+            ),
+        )
+    } else if ln_pass >= -config.beta.ln() && state.canary_requests >= config.min_canary_requests {
+        Verdict::pass(
+            estimate,
+            format!(
+                "canary is not {}x worse than stable: {range}, e-value {:.1} >= {:.0} ({counts})",
+                config.bad_ratio, ev.e_pass, ev.pass_threshold
+            ),
+        )
+    } else {
+        Verdict::inconclusive(
+            InconclusiveCause::NotEnoughEvidence,
+            estimate,
+            format!(
+                "collecting evidence: {range}, e-values fail {:.2}/{:.0}, pass {:.2}/{:.0}, canary requests {}/{} ({counts})",
+                ev.e_fail, ev.fail_threshold, ev.e_pass, ev.pass_threshold, state.canary_requests, config.min_canary_requests
+            ),
+        )
+    };
+    v.with_evidence(ev)
+}
+
+#[cfg(test)]
+#[path = "ratio_tests.rs"]
+mod tests;
