@@ -8,3 +8,6 @@ pub mod sprt;
 
 pub use ratio::{evaluate, update, IntervalCounts, SequentialConfig, SequentialState};
 pub use slo::{slo_update, SloConfig, SloState};
+
+#[cfg(test)]
+mod simulation_tests;
