@@ -9,3 +9,4 @@ pub mod router;
 pub mod sim;
 pub mod standalone;
 pub mod store;
+pub mod telemetry;

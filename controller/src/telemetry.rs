@@ -1,0 +1,494 @@
+//! Sluice's own metrics (rollout phase/weight/step, reconcile durations, analysis verdicts,
+//! webhook and command counters), rendered in the Prometheus text exposition format.
+//!
+//! `Telemetry` is a cheap-to-clone handle (an `Arc` inside); every shell, the API and the CLI's
+//! embedded server share one, either passed around or via [`Telemetry::global`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use sluice_crds::{Phase, RolloutStatus};
+
+use crate::core::model::VerdictKind;
+
+/// Upper bounds (seconds) of the reconcile-duration histogram buckets.
+pub const RECONCILE_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+const ALL_PHASES: [Phase; 8] = [
+    Phase::Initializing,
+    Phase::Idle,
+    Phase::Progressing,
+    Phase::Paused,
+    Phase::Promoting,
+    Phase::Succeeded,
+    Phase::RollingBack,
+    Phase::Failed,
+];
+
+/// Anything usable as a verdict label: `VerdictKind` or a plain string.
+pub trait VerdictLabel {
+    fn verdict_label(&self) -> &str;
+}
+
+impl VerdictLabel for VerdictKind {
+    fn verdict_label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl VerdictLabel for &VerdictKind {
+    fn verdict_label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl VerdictLabel for &str {
+    fn verdict_label(&self) -> &str {
+        self
+    }
+}
+
+impl VerdictLabel for String {
+    fn verdict_label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl VerdictLabel for &String {
+    fn verdict_label(&self) -> &str {
+        self.as_str()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RolloutGauges {
+    phase: Phase,
+    weight: i32,
+    step: u32,
+}
+
+#[derive(Debug)]
+struct Histogram {
+    /// Non-cumulative count per bucket of [`RECONCILE_BUCKETS`]; cumulated when rendered.
+    buckets: [u64; RECONCILE_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; RECONCILE_BUCKETS.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+}
+
+impl Histogram {
+    fn observe(&mut self, v: f64) {
+        // Negative or NaN durations would corrupt the sum; clamp them to zero.
+        let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        if let Some(i) = RECONCILE_BUCKETS.iter().position(|b| v <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rollouts: BTreeMap<(String, String), RolloutGauges>,
+    reconcile: Histogram,
+    reconcile_errors: u64,
+    verdicts: BTreeMap<(String, String, String, String), u64>,
+    webhooks: BTreeMap<String, u64>,
+    commands: BTreeMap<(String, String), u64>,
+}
+
+/// Shared metrics registry. Clone freely: clones share the same counters.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Telemetry {
+    /// A fresh, empty registry (tests, or one per process passed around).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The process-wide registry.
+    pub fn global() -> Telemetry {
+        static GLOBAL: OnceLock<Telemetry> = OnceLock::new();
+        GLOBAL.get_or_init(Telemetry::new).clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain counters behind; keep serving them.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Current phase (one-hot gauge), canary weight and step of one rollout.
+    pub fn record_status(&self, namespace: &str, name: &str, status: &RolloutStatus) {
+        self.lock().rollouts.insert(
+            (namespace.to_string(), name.to_string()),
+            RolloutGauges {
+                phase: status.phase,
+                weight: status.canary_weight,
+                step: status.current_step,
+            },
+        );
+    }
+
+    /// Forget a deleted rollout's gauges.
+    pub fn remove_rollout(&self, namespace: &str, name: &str) {
+        self.lock()
+            .rollouts
+            .remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// One reconcile (or standalone loop turn) took `duration_secs`; `ok == false` counts an error.
+    pub fn record_reconcile(&self, duration_secs: f64, ok: bool) {
+        let mut g = self.lock();
+        g.reconcile.observe(duration_secs);
+        if !ok {
+            g.reconcile_errors += 1;
+        }
+    }
+
+    /// One analysis verdict for one metric of one rollout.
+    pub fn record_verdict(
+        &self,
+        namespace: &str,
+        name: &str,
+        metric: &str,
+        verdict: impl VerdictLabel,
+    ) {
+        let key = (
+            namespace.to_string(),
+            name.to_string(),
+            metric.to_string(),
+            verdict.verdict_label().to_string(),
+        );
+        *self.lock().verdicts.entry(key).or_insert(0) += 1;
+    }
+
+    /// One Alertmanager webhook delivery and what came of it
+    /// (`aborted`, `ignored`, `unauthorized`, `bad_request`, `error`).
+    pub fn record_webhook(&self, outcome: &str) {
+        *self.lock().webhooks.entry(outcome.to_string()).or_insert(0) += 1;
+    }
+
+    /// One command written (action: `promote`, `abort`...; source: `api`, `alertmanager`, `cli`).
+    pub fn record_command(&self, action: &str, source: &str) {
+        *self
+            .lock()
+            .commands
+            .entry((action.to_string(), source.to_string()))
+            .or_insert(0) += 1;
+    }
+
+    /// Everything in the Prometheus text exposition format (version 0.0.4).
+    pub fn render(&self) -> String {
+        let g = self.lock();
+        let mut out = String::new();
+
+        header(
+            &mut out,
+            "sluice_rollout_phase",
+            "gauge",
+            "Current phase of the rollout (1 for the current phase, 0 otherwise).",
+        );
+        for ((ns, name), r) in &g.rollouts {
+            for p in ALL_PHASES {
+                let v = u8::from(p == r.phase);
+                sample(
+                    &mut out,
+                    "sluice_rollout_phase",
+                    &[("namespace", ns), ("name", name), ("phase", p.as_str())],
+                    v,
+                );
+            }
+        }
+        header(
+            &mut out,
+            "sluice_rollout_canary_weight",
+            "gauge",
+            "Percentage of traffic routed to the canary.",
+        );
+        for ((ns, name), r) in &g.rollouts {
+            sample(
+                &mut out,
+                "sluice_rollout_canary_weight",
+                &[("namespace", ns), ("name", name)],
+                r.weight,
+            );
+        }
+        header(
+            &mut out,
+            "sluice_rollout_step",
+            "gauge",
+            "Index of the current canary step.",
+        );
+        for ((ns, name), r) in &g.rollouts {
+            sample(
+                &mut out,
+                "sluice_rollout_step",
+                &[("namespace", ns), ("name", name)],
+                r.step,
+            );
+        }
+
+        header(
+            &mut out,
+            "sluice_reconcile_duration_seconds",
+            "histogram",
+            "Duration of one reconcile.",
+        );
+        let mut cumulative = 0u64;
+        for (i, le) in RECONCILE_BUCKETS.iter().enumerate() {
+            cumulative += g.reconcile.buckets[i];
+            sample(
+                &mut out,
+                "sluice_reconcile_duration_seconds_bucket",
+                &[("le", &format_float(*le))],
+                cumulative,
+            );
+        }
+        sample(
+            &mut out,
+            "sluice_reconcile_duration_seconds_bucket",
+            &[("le", "+Inf")],
+            g.reconcile.count,
+        );
+        sample(
+            &mut out,
+            "sluice_reconcile_duration_seconds_sum",
+            &[],
+            format_float(g.reconcile.sum),
+        );
+        sample(
+            &mut out,
+            "sluice_reconcile_duration_seconds_count",
+            &[],
+            g.reconcile.count,
+        );
+        header(
+            &mut out,
+            "sluice_reconcile_errors_total",
+            "counter",
+            "Reconciles that ended in an error.",
+        );
+        sample(
+            &mut out,
+            "sluice_reconcile_errors_total",
+            &[],
+            g.reconcile_errors,
+        );
+
+        header(
+            &mut out,
+            "sluice_analysis_verdicts_total",
+            "counter",
+            "Analysis verdicts per metric.",
+        );
+        for ((ns, name, metric, verdict), n) in &g.verdicts {
+            sample(
+                &mut out,
+                "sluice_analysis_verdicts_total",
+                &[
+                    ("namespace", ns),
+                    ("name", name),
+                    ("metric", metric),
+                    ("verdict", verdict),
+                ],
+                n,
+            );
+        }
+
+        header(
+            &mut out,
+            "sluice_webhook_requests_total",
+            "counter",
+            "Alertmanager webhook deliveries by outcome.",
+        );
+        for (outcome, n) in &g.webhooks {
+            sample(
+                &mut out,
+                "sluice_webhook_requests_total",
+                &[("outcome", outcome)],
+                n,
+            );
+        }
+
+        header(
+            &mut out,
+            "sluice_commands_total",
+            "counter",
+            "Commands written to rollouts, by action and source.",
+        );
+        for ((action, source), n) in &g.commands {
+            sample(
+                &mut out,
+                "sluice_commands_total",
+                &[("action", action), ("source", source)],
+                n,
+            );
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}=\"{}\"", escape_label(v));
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
+}
+
+/// Label values escape backslash, double quote and newline (exposition format rules).
+pub fn escape_label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+fn format_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_value(text: &str, prefix: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn status_is_one_hot_with_weight_and_step() {
+        let t = Telemetry::new();
+        let status = RolloutStatus {
+            phase: Phase::Progressing,
+            canary_weight: 20,
+            current_step: 3,
+            ..Default::default()
+        };
+        t.record_status("default", "app", &status);
+        let text = t.render();
+        let ones: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("sluice_rollout_phase{") && l.ends_with(" 1"))
+            .collect();
+        assert_eq!(ones.len(), 1, "{text}");
+        assert!(ones[0].contains("phase=\"Progressing\""));
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("sluice_rollout_phase{"))
+                .count(),
+            ALL_PHASES.len()
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "sluice_rollout_canary_weight{namespace=\"default\",name=\"app\"}"
+            )
+            .as_deref(),
+            Some("20")
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                "sluice_rollout_step{namespace=\"default\",name=\"app\"}"
+            )
+            .as_deref(),
+            Some("3")
+        );
+        t.remove_rollout("default", "app");
+        assert!(!t.render().contains("name=\"app\""));
+    }
+
+    #[test]
+    fn histogram_is_cumulative_and_errors_counted() {
+        let t = Telemetry::new();
+        t.record_reconcile(0.003, true);
+        t.record_reconcile(0.2, false);
+        t.record_reconcile(100.0, true);
+        t.record_reconcile(f64::NAN, true);
+        let text = t.render();
+        let b = |le: &str| {
+            line_value(
+                &text,
+                &format!("sluice_reconcile_duration_seconds_bucket{{le=\"{le}\"}}"),
+            )
+        };
+        // NaN is clamped to 0, so two observations are <= 0.005.
+        assert_eq!(b("0.005").as_deref(), Some("2"));
+        assert_eq!(b("0.25").as_deref(), Some("3"));
+        assert_eq!(b("10").as_deref(), Some("3"));
+        assert_eq!(b("+Inf").as_deref(), Some("4"));
+        assert_eq!(
+            line_value(&text, "sluice_reconcile_duration_seconds_count").as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            line_value(&text, "sluice_reconcile_errors_total ").as_deref(),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn verdicts_webhooks_and_commands_count_and_escape() {
+        let t = Telemetry::new();
+        let t2 = t.clone();
+        t.record_verdict("ns", "a\"b", "err\nrate", VerdictKind::Fail);
+        t2.record_verdict("ns", "a\"b", "err\nrate", "Fail");
+        t.record_webhook("aborted");
+        t.record_command("abort", "alertmanager");
+        let text = t.render();
+        assert!(text.contains(
+            "sluice_analysis_verdicts_total{namespace=\"ns\",name=\"a\\\"b\",metric=\"err\\nrate\",verdict=\"Fail\"} 2"
+        ), "{text}");
+        assert!(text.contains("sluice_webhook_requests_total{outcome=\"aborted\"} 1"));
+        assert!(text.contains("sluice_commands_total{action=\"abort\",source=\"alertmanager\"} 1"));
+        assert!(text.contains("# TYPE sluice_reconcile_duration_seconds histogram"));
+        assert!(Arc::ptr_eq(
+            &Telemetry::global().inner,
+            &Telemetry::global().inner
+        ));
+    }
+}
