@@ -1,0 +1,83 @@
+//! Phase dispatch, and the settled phases (Idle, Succeeded, Failed) where a new revision starts
+//! a rollout.
+
+use sluice_crds::{AnalysisStatus, Phase};
+
+use super::conditions::{self as cond};
+use super::ctx::Ctx;
+use super::model::{Effect, EventType};
+use super::{commands, initialize, progress, promotion, rollback};
+
+/// Run one decision: the pending command first, then the phase handlers. A handler that moves
+/// to another phase lets that phase act in the same call (e.g. abort at weight 0 finishes at once).
+pub(crate) fn run(cx: &mut Ctx) {
+    commands::handle(cx);
+    for _ in 0..4 {
+        let before = cx.st.phase;
+        match before {
+            Phase::Initializing => initialize::tick(cx),
+            Phase::Idle | Phase::Succeeded | Phase::Failed => settled(cx),
+            Phase::Progressing | Phase::Paused => progress::tick(cx),
+            Phase::Promoting => promotion::tick(cx),
+            Phase::RollingBack => rollback::tick(cx),
+        }
+        if cx.st.phase == before {
+            break;
+        }
+    }
+}
+
+/// Idle, Succeeded or Failed: start a rollout when the target runs a new revision.
+fn settled(cx: &mut Ctx) {
+    let Some(stable) = cx.st.stable_revision.clone() else {
+        // Status lost its stable revision: initialize again.
+        cx.st.phase = Phase::Initializing;
+        return;
+    };
+    let Some(target) = cx.target_revision() else {
+        return;
+    };
+    if target == stable {
+        return;
+    }
+    let failed = cx.st.abort.as_ref().and_then(|a| a.revision.as_deref());
+    if cx.st.phase == Phase::Failed && failed == Some(target) {
+        // A failed revision is not retried until a new one appears.
+        return;
+    }
+    start(cx, target, "RolloutStarted");
+}
+
+/// Begin rolling out `revision` from step 0 with fresh counters.
+pub(crate) fn start(cx: &mut Ctx, revision: &str, reason: &str) {
+    let now = cx.now;
+    let stable = cx.st.stable_revision.clone().unwrap_or_default();
+    cx.st.canary_revision = Some(revision.to_string());
+    cx.st.started_at = Some(now);
+    cx.st.step_started_at = Some(now);
+    cx.st.current_step = 0;
+    cx.st.canary_weight = 0;
+    cx.st.analysis = AnalysisStatus::default();
+    cx.st.abort = None;
+    cx.st.phase = Phase::Progressing;
+    let msg = format!("rolling out revision {revision} (stable {stable})");
+    cx.message(msg.clone());
+    cx.st
+        .set_condition(cond::PROGRESSING, true, reason, &msg, now);
+    cx.st
+        .set_condition(cond::PROMOTED, false, "RolloutInProgress", &msg, now);
+    cx.st
+        .set_condition(cond::ABORTED, false, "RolloutInProgress", &msg, now);
+    cx.st
+        .set_condition(cond::PAUSED, false, "Running", &msg, now);
+    cond::reset(
+        &mut cx.st,
+        cond::CANARY_READY,
+        false,
+        "Starting",
+        "canary scaling up",
+        now,
+    );
+    cx.emit(Effect::ScaleCanary { up: true });
+    cx.event(EventType::Normal, reason, msg);
+}

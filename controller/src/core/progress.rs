@@ -1,0 +1,201 @@
+//! A revision in progress (Progressing or Paused): supersession by a newer revision, holds,
+//! canary readiness under the progress deadline, analysis, and the step engine shared by
+//! canary and blue/green.
+
+use sluice_crds::{Phase, Step};
+
+use super::analysis_gate::{self, Absorbed};
+use super::conditions as cond;
+use super::ctx::{add, Ctx};
+use super::model::{Effect, EventType};
+use super::plan::progress_deadline;
+use super::{holds, lifecycle, promotion, rollback, POLL};
+
+pub(crate) fn tick(cx: &mut Ctx) {
+    let Some(canary) = cx.st.canary_revision.clone() else {
+        cx.st.phase = Phase::Idle;
+        return;
+    };
+    if cx.target_revision() != Some(canary.as_str()) {
+        superseded(cx, &canary);
+        return;
+    }
+    if holds::apply(cx) {
+        return;
+    }
+    if !canary_ready(cx, &canary) {
+        return;
+    }
+    if analysis_gate::absorb(cx) == Absorbed::Aborted {
+        return;
+    }
+    if holds::apply(cx) {
+        return;
+    }
+    run_steps(cx);
+    analysis_gate::schedule(cx);
+}
+
+/// The target runs a newer revision (or was reverted): weight 0 first, then restart on it.
+fn superseded(cx: &mut Ctx, old: &str) {
+    let newer = cx.target_revision().map(str::to_string);
+    let now = cx.now;
+    if !cx.want_weight(0) {
+        let msg = format!(
+            "target changed from {old} to {}: returning traffic to stable before restarting",
+            newer.as_deref().unwrap_or("<missing>")
+        );
+        if !cond::is_true_with(&cx.st, cond::PROGRESSING, "Superseded") {
+            cx.st
+                .set_condition(cond::PROGRESSING, true, "Superseded", &msg, now);
+            cx.event(EventType::Normal, "RolloutSuperseded", msg.clone());
+        }
+        cx.st.phase = Phase::Progressing;
+        cx.message(msg);
+        cx.requeue_in(POLL);
+        return;
+    }
+    match newer {
+        Some(new) if Some(new.as_str()) != cx.st.stable_revision.as_deref() => {
+            lifecycle::start(cx, &new, "RolloutRestarted");
+            cx.requeue_in(POLL);
+        }
+        _ => {
+            // Reverted to stable (or deleted): nothing left to roll out.
+            let msg = format!("rollout of {old} cancelled: the target no longer runs it");
+            cx.emit(Effect::ScaleCanary { up: false });
+            cx.st.phase = Phase::Idle;
+            cx.st.canary_weight = 0;
+            cx.st
+                .set_condition(cond::PROGRESSING, false, "Cancelled", &msg, now);
+            cx.st
+                .set_condition(cond::PAUSED, false, "Cancelled", &msg, now);
+            cx.message(msg.clone());
+            cx.event(EventType::Normal, "RolloutCancelled", msg);
+        }
+    }
+}
+
+/// Wait for the canary to run `canary` with ready pods; abort past the progress deadline,
+/// counted from when the canary was last seen not ready.
+fn canary_ready(cx: &mut Ctx, canary: &str) -> bool {
+    let t = &cx.obs.target;
+    let now = cx.now;
+    if t.ready && t.replicas > 0 && t.revision.as_deref() == Some(canary) {
+        cx.st
+            .set_condition(cond::CANARY_READY, true, "Ready", "canary pods ready", now);
+        return true;
+    }
+    if t.replicas == 0 {
+        cx.emit(Effect::ScaleCanary { up: true });
+    }
+    cx.st.set_condition(
+        cond::CANARY_READY,
+        false,
+        "NotReady",
+        "waiting for canary pods",
+        now,
+    );
+    let since = cx
+        .st
+        .condition(cond::CANARY_READY)
+        .map_or(now, |c| c.last_transition_time);
+    let deadline = add(since, progress_deadline(cx.spec));
+    if now >= deadline {
+        let reason = format!(
+            "canary {canary} not ready within progressDeadlineSeconds ({}s)",
+            cx.spec.progress_deadline_seconds
+        );
+        rollback::start(cx, "deadline", &reason, None, None);
+        return false;
+    }
+    cx.st.phase = Phase::Progressing;
+    cx.message(format!("waiting for canary {canary} to be ready"));
+    cx.requeue_in(POLL);
+    cx.requeue_at(deadline);
+    false
+}
+
+/// Walk the steps from `current_step` as far as they complete now.
+fn run_steps(cx: &mut Ctx) {
+    let steps = cx.plan.steps.clone();
+    let n = steps.len();
+    for _ in 0..=n {
+        let idx = cx.st.current_step as usize;
+        let Some(step) = steps.get(idx) else {
+            promotion::enter(cx);
+            return;
+        };
+        let label = format!("step {}/{}", idx + 1, n);
+        let done = match step {
+            Step::SetWeight(w) => {
+                let ok = cx.want_weight(*w);
+                if !ok {
+                    cx.message(format!("{label}: setting canary weight to {w}%"));
+                    cx.requeue_in(POLL);
+                }
+                ok
+            }
+            Step::Pause(Some(d)) => {
+                let end = add(cx.st.step_started_at.unwrap_or(cx.now), *d);
+                if cx.now >= end {
+                    true
+                } else {
+                    cx.message(format!("{label}: pausing until {}", end.to_rfc3339()));
+                    cx.requeue_at(end);
+                    false
+                }
+            }
+            Step::Pause(None) => {
+                let (reason, msg) = if cx.plan.blue_green {
+                    (
+                        "AwaitingPromotion",
+                        format!(
+                            "{label}: analysis passed, waiting for promote (autoPromote is off)"
+                        ),
+                    )
+                } else {
+                    ("PauseStep", format!("{label}: paused until promoted"))
+                };
+                cx.st.phase = Phase::Paused;
+                cx.st
+                    .set_condition(cond::PAUSED, true, reason, &msg, cx.now);
+                cx.message(msg);
+                return;
+            }
+            Step::Analysis { iterations } => {
+                let passes = cx.st.analysis.consecutive_passes;
+                let ok = !cx.plan.analysis_active || passes >= *iterations;
+                if !ok {
+                    cx.message(format!(
+                        "{label}: analysing at {}%: {passes}/{iterations} passing runs",
+                        cx.st.canary_weight
+                    ));
+                }
+                ok
+            }
+        };
+        if !done {
+            running(cx);
+            return;
+        }
+        advance(cx);
+    }
+}
+
+/// Not held and not at an indefinite pause.
+fn running(cx: &mut Ctx) {
+    cx.st.phase = Phase::Progressing;
+    if cond::is_true(&cx.st, cond::PAUSED) {
+        cx.st
+            .set_condition(cond::PAUSED, false, "Running", "rollout running", cx.now);
+    }
+}
+
+/// Move to the next step.
+pub(crate) fn advance(cx: &mut Ctx) {
+    cx.st.current_step += 1;
+    cx.st.step_started_at = Some(cx.now);
+    cx.st.analysis.consecutive_passes = 0;
+    running(cx);
+}
