@@ -1,12 +1,27 @@
 //! Sluice analysis: Prometheus client, PromQL templates, built-in metrics, verdicts and the
 //! statistical canary-vs-stable judges. No Kubernetes types here.
+//!
+//! Entry point for the controller: [`analyse_step`] with a list of [`MetricSpec`], a
+//! [`MetricsSource`] (the real [`PrometheusClient`] or [`FakeMetricsSource`]), template variables
+//! and the [`AnalysisState`] persisted from the previous step.
 
 pub mod builtin;
 pub mod prometheus;
 pub mod source;
 pub mod stats;
+pub mod step;
 pub mod template;
 pub mod verdict;
 
-pub use prometheus::{PrometheusClient, PrometheusConfig, QueryError, QueryResponse, QueryResult};
+pub use builtin::{Arm, BuiltinMetric, Provider};
+pub use prometheus::{
+    Auth, PrometheusClient, PrometheusConfig, QueryError, QueryMethod, QueryResponse, QueryResult,
+};
 pub use source::{FakeMetricsSource, MetricsSource, QueryFuture};
+pub use stats::{IntervalCounts, SequentialConfig, SequentialState, SloConfig, SloState};
+pub use step::{
+    analyse_step, AnalysisState, BucketSource, Check, CountSource, CountTemplates, MetricSpec,
+    MetricState, MetricVerdict, StepOutcome,
+};
+pub use template::{render, TemplateError, Variables};
+pub use verdict::{Evidence, InconclusiveCause, Threshold, Verdict, VerdictKind};

@@ -2,10 +2,12 @@
 //! buckets. Pure functions over serializable state.
 
 pub mod grid;
+pub mod latency;
 pub mod ratio;
 pub mod slo;
 pub mod sprt;
 
+pub use latency::{choose_boundary, latency_counts, Histogram, HistogramError};
 pub use ratio::{evaluate, update, IntervalCounts, SequentialConfig, SequentialState};
 pub use slo::{slo_update, SloConfig, SloState};
 
