@@ -1,0 +1,73 @@
+//! What happens in the world at given times: new revisions, commands, spec.paused flips,
+//! readiness changes.
+
+use std::time::Duration;
+
+use sluice_crds::{Command, CommandAction};
+
+/// One scripted change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScriptAction {
+    /// The user applies a new template to the target.
+    NewRevision(String),
+    /// A command is written (its `at` is set to the simulated time).
+    Command(Command),
+    /// `spec.paused` changes.
+    SetPaused(bool),
+    /// From now on, new canary pods take this long to be ready (`Duration::MAX`: never).
+    CanaryReadyDelay(Duration),
+    /// From now on, router changes take this long to apply.
+    RouterLag(Duration),
+}
+
+/// A change at `at` after the start of the simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptEvent {
+    pub at: Duration,
+    pub action: ScriptAction,
+}
+
+/// The script of a simulation, kept sorted by time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Script {
+    pub events: Vec<ScriptEvent>,
+}
+
+impl Script {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add `action` at `secs` seconds after the start.
+    pub fn at(mut self, secs: u64, action: ScriptAction) -> Self {
+        self.events.push(ScriptEvent {
+            at: Duration::from_secs(secs),
+            action,
+        });
+        self.events.sort_by_key(|e| e.at);
+        self
+    }
+
+    pub fn revision(self, secs: u64, revision: &str) -> Self {
+        self.at(secs, ScriptAction::NewRevision(revision.to_string()))
+    }
+
+    /// A command with id `id`, for whatever revision is in progress.
+    pub fn command(self, secs: u64, id: &str, action: CommandAction) -> Self {
+        self.at(secs, ScriptAction::Command(command(id, action)))
+    }
+}
+
+/// A command with this id and action (no revision, no alert), by `sim`.
+pub fn command(id: &str, action: CommandAction) -> Command {
+    Command {
+        id: id.to_string(),
+        action,
+        by: Some("sim".to_string()),
+        reason: None,
+        alert_name: None,
+        fingerprint: None,
+        revision: None,
+        at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+    }
+}
