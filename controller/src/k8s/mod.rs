@@ -1,1 +1,22 @@
 //! Kubernetes controller: reconcile, workloads, Kubernetes routers, status, leader election.
+//!
+//! Layout: `reconcile` (the controller-rs shaped loop body and `error_policy`), `workloads`
+//! (Deployments/Services behind a trait) built from the pure `objects`, `status` (merge-patch
+//! writes with conflict retry), `finalizer`, `routers` (which `TrafficRouter`), `analysis`,
+//! `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
+
+pub mod analysis;
+pub mod context;
+pub mod error;
+pub mod finalizer;
+pub mod hash;
+pub mod names;
+pub mod objects;
+pub mod reconcile;
+pub mod routers;
+pub mod status;
+pub mod workloads;
+
+pub use context::Context;
+pub use error::Error;
+pub use reconcile::{error_policy, reconcile};

@@ -3,6 +3,10 @@
 
 use futures::future::BoxFuture;
 
+pub mod gateway;
+pub mod ingress_nginx;
+pub mod traefik_crd;
+
 /// Errors of any router.
 #[derive(Debug, thiserror::Error)]
 pub enum RouterError {

@@ -1,0 +1,69 @@
+//! Shared state of all reconciles: the client, the clock, leadership, analysis, events, metrics.
+
+use std::sync::Arc;
+
+use kube::runtime::events::{Recorder, Reporter};
+use kube::Client;
+use tokio::sync::watch;
+
+use super::analysis::{AnalysisRunner, PlaceholderAnalysis};
+use crate::clock::{Clock, SystemClock};
+use crate::telemetry::Telemetry;
+
+/// Name the controller reports Events and field ownership under.
+pub const CONTROLLER_NAME: &str = "sluice-controller";
+
+pub struct Context {
+    pub client: Client,
+    pub clock: Arc<dyn Clock>,
+    /// Reconciles act only while this reads true (Lease leader election; tests flip it).
+    pub leader: watch::Receiver<bool>,
+    pub analysis: Arc<dyn AnalysisRunner>,
+    pub recorder: Recorder,
+    pub telemetry: Telemetry,
+}
+
+impl Context {
+    /// A context with the system clock, always leader, and the placeholder analysis.
+    pub fn new(client: Client) -> Self {
+        let (_tx, rx) = watch::channel(true);
+        Self {
+            recorder: Recorder::new(
+                client.clone(),
+                Reporter {
+                    controller: CONTROLLER_NAME.to_string(),
+                    instance: std::env::var("POD_NAME").ok(),
+                },
+            ),
+            client,
+            clock: Arc::new(SystemClock),
+            leader: rx,
+            analysis: Arc::new(PlaceholderAnalysis),
+            telemetry: Telemetry::new(),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn with_leader(mut self, leader: watch::Receiver<bool>) -> Self {
+        self.leader = leader;
+        self
+    }
+
+    pub fn with_analysis(mut self, analysis: Arc<dyn AnalysisRunner>) -> Self {
+        self.analysis = analysis;
+        self
+    }
+
+    pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.telemetry = telemetry;
+        self
+    }
+
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+}

@@ -1,0 +1,206 @@
+//! Pure builders and readers of the Kubernetes objects behind one Rollout: the `NAME-primary`
+//! Deployment, the primary/canary Services, and `WorkloadState` read from a Deployment.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::hash::template_hash;
+use super::names::{Names, DESIRED_REPLICAS_ANNOTATION, REVISION_ANNOTATION};
+use crate::core::WorkloadState;
+
+/// Revision of a Deployment's pod template (what the user changes to start a rollout).
+pub fn template_revision(d: &Deployment) -> Option<String> {
+    let template = &d.spec.as_ref()?.template;
+    serde_json::to_value(template)
+        .ok()
+        .map(|v| template_hash(&v))
+}
+
+/// Revision the primary was copied from (its annotation).
+pub fn primary_revision(d: &Deployment) -> Option<String> {
+    d.metadata
+        .annotations
+        .as_ref()?
+        .get(REVISION_ANNOTATION)
+        .cloned()
+}
+
+/// What the state machine needs to know about a Deployment. `revision` comes from the caller
+/// because the target's is its template hash and the primary's is the annotation.
+pub fn workload_state(d: Option<&Deployment>, revision: Option<String>) -> WorkloadState {
+    let Some(d) = d else {
+        return WorkloadState::default();
+    };
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = d.status.clone().unwrap_or_default();
+    let generation = d.metadata.generation.unwrap_or(0);
+    let observed = status.observed_generation.unwrap_or(-1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    WorkloadState {
+        exists: true,
+        revision,
+        replicas,
+        ready_replicas: updated.min(available),
+        ready: observed >= generation
+            && updated == replicas
+            && available == replicas
+            && total == replicas,
+    }
+}
+
+/// The replicas the user wants for the target: its spec, or the recorded value while Sluice holds it at 0.
+pub fn desired_replicas(target: &Deployment) -> i32 {
+    let current = target.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    if current > 0 {
+        return current;
+    }
+    target
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DESIRED_REPLICAS_ANNOTATION))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
+}
+
+/// The target's selector labels (`matchLabels`); these select the canary pods.
+pub fn target_selector(target: &Deployment) -> BTreeMap<String, String> {
+    target
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default()
+}
+
+/// The primary's own selector: every target selector value suffixed with `-primary`
+/// (`app: NAME` becomes `app: NAME-primary`), so primary and canary pods never overlap.
+pub fn primary_selector(target: &Deployment, names: &Names) -> BTreeMap<String, String> {
+    let sel = target_selector(target);
+    if sel.is_empty() {
+        return BTreeMap::from([("app".to_string(), names.primary.clone())]);
+    }
+    sel.into_iter()
+        .map(|(k, v)| (k, format!("{v}-primary")))
+        .collect()
+}
+
+/// `NAME-primary`: the target's spec with its own selector, the revision annotation, managed-by
+/// labels and an owner reference to the Rollout. Replicas: the existing primary's (an HPA may
+/// manage them) or the user's desired replicas of the target.
+pub fn primary_deployment(
+    names: &Names,
+    target: &Deployment,
+    revision: &str,
+    existing: Option<&Deployment>,
+) -> Deployment {
+    let selector = primary_selector(target, names);
+    let mut spec = target.spec.clone().unwrap_or_default();
+    spec.selector = LabelSelector {
+        match_labels: Some(selector.clone()),
+        match_expressions: None,
+    };
+    let mut tmpl_meta = spec.template.metadata.clone().unwrap_or_default();
+    let mut tmpl_labels = tmpl_meta.labels.clone().unwrap_or_default();
+    tmpl_labels.extend(selector.clone());
+    tmpl_meta.labels = Some(tmpl_labels);
+    spec.template.metadata = Some(tmpl_meta);
+    let existing_replicas = existing
+        .and_then(|e| e.spec.as_ref())
+        .and_then(|s| s.replicas)
+        .filter(|r| *r > 0);
+    spec.replicas = Some(existing_replicas.unwrap_or_else(|| desired_replicas(target)));
+
+    let mut meta = existing.map(|e| e.metadata.clone()).unwrap_or_default();
+    meta.name = Some(names.primary.clone());
+    meta.namespace = Some(names.namespace.clone());
+    let mut labels = meta.labels.clone().unwrap_or_default();
+    labels.extend(target.metadata.labels.clone().unwrap_or_default());
+    labels.extend(selector);
+    labels.extend(names.managed_labels());
+    meta.labels = Some(labels);
+    let mut annotations = meta.annotations.clone().unwrap_or_default();
+    annotations.insert(REVISION_ANNOTATION.to_string(), revision.to_string());
+    meta.annotations = Some(annotations);
+    meta.owner_references = names.owner_references();
+    meta.managed_fields = None;
+    Deployment {
+        metadata: meta,
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+fn service(names: &Names, name: &str, selector: BTreeMap<String, String>) -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(names.managed_labels()),
+            owner_references: names.owner_references(),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            selector: Some(selector),
+            ports: Some(vec![ServicePort {
+                name: Some(names.port_name.clone()),
+                port: names.port,
+                target_port: Some(IntOrString::Int(names.target_port)),
+                protocol: Some("TCP".to_string()),
+                ..ServicePort::default()
+            }]),
+            type_: Some("ClusterIP".to_string()),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// `NAME-primary` Service: selects the primary pods.
+pub fn primary_service(names: &Names, target: &Deployment) -> Service {
+    service(
+        names,
+        &names.primary_service,
+        primary_selector(target, names),
+    )
+}
+
+/// `NAME-canary` Service: selects the target's pods.
+pub fn canary_service(names: &Names, target: &Deployment) -> Service {
+    service(names, &names.canary_service, target_selector(target))
+}
+
+/// Merge patch that makes `existing` route like `wanted` (selector keys it lacks are removed),
+/// or None when it already does.
+pub fn service_patch(existing: &Service, wanted: &Service) -> Option<serde_json::Value> {
+    let e = existing.spec.clone().unwrap_or_default();
+    let w = wanted.spec.clone().unwrap_or_default();
+    let e_sel = e.selector.unwrap_or_default();
+    let w_sel = w.selector.unwrap_or_default();
+    let port_key = |ports: &Option<Vec<ServicePort>>| -> Vec<(Option<String>, i32, Option<IntOrString>)> {
+        ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone(), p.port, p.target_port.clone()))
+            .collect()
+    };
+    if e_sel == w_sel && port_key(&e.ports) == port_key(&w.ports) {
+        return None;
+    }
+    let mut selector = serde_json::Map::new();
+    for k in e_sel.keys() {
+        if !w_sel.contains_key(k) {
+            selector.insert(k.clone(), serde_json::Value::Null);
+        }
+    }
+    for (k, v) in &w_sel {
+        selector.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    Some(serde_json::json!({"spec": {"selector": selector, "ports": w.ports}}))
+}

@@ -1,0 +1,248 @@
+//! One reconcile of one Rollout (controller-rs shape): validate, observe, `core::step`, execute
+//! the effects (running an analysis when asked and stepping again), write status, publish Events.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
+use kube::{Resource, ResourceExt};
+use sluice_crds::{validate, AnalysisTemplate, Command, Rollout, RolloutStatus, COMMAND_ANNOTATION};
+use tracing::{instrument, warn, Span};
+
+use super::context::Context;
+use super::error::{is_not_found, Error};
+use super::finalizer;
+use super::names::Names;
+use super::routers::router_for;
+use super::status::write_status;
+use super::workloads::{KubeWorkloads, Workloads};
+use crate::core::{self, Decision, Effect, EventType, Observations};
+use crate::router::TrafficRouter;
+
+/// While not the leader, check again this often.
+pub const NOT_LEADER_RECHECK: Duration = Duration::from_secs(10);
+/// Requeue when the state machine asks for none (a safety resync).
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// Retry delay after a transient error.
+pub const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
+/// Retry delay after a permanent error (a human must act; do not hot-loop).
+pub const PERMANENT_RETRY: Duration = Duration::from_secs(300);
+/// Condition reason for a spec that fails validation.
+pub const REASON_INVALID: &str = "InvalidSpec";
+
+/// An Event to publish once the status that records its transition is stored.
+type PendingEvent = (EventType, String, String);
+
+#[instrument(skip_all, fields(namespace, name))]
+pub async fn reconcile(rollout: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let span = Span::current();
+    span.record("namespace", rollout.namespace().unwrap_or_default());
+    span.record("name", rollout.name_any());
+    let started = Instant::now();
+    let result = reconcile_inner(&rollout, &ctx).await;
+    if *ctx.leader.borrow() {
+        ctx.telemetry
+            .record_reconcile(started.elapsed().as_secs_f64(), result.is_ok());
+    }
+    result
+}
+
+/// Transient errors back off briefly; permanent ones wait long (status already says why).
+pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) -> Action {
+    let name = rollout.name_any();
+    if error.is_permanent() {
+        warn!(rollout = %name, %error, "permanent reconcile error");
+        Action::requeue(PERMANENT_RETRY)
+    } else {
+        warn!(rollout = %name, %error, "transient reconcile error, retrying");
+        Action::requeue(TRANSIENT_RETRY)
+    }
+}
+
+async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Error> {
+    if !ctx.is_leader() {
+        return Ok(Action::requeue(NOT_LEADER_RECHECK));
+    }
+    let ns = rollout
+        .namespace()
+        .ok_or_else(|| Error::Invalid("Rollout has no namespace".to_string()))?;
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+    let names = Names::of(rollout);
+    let workloads = KubeWorkloads::new(ctx.client.clone(), names.clone());
+    let router = router_for(&ctx.client, rollout, &names);
+
+    if rollout.metadata.deletion_timestamp.is_some() {
+        if finalizer::has_finalizer(rollout) {
+            finalizer::cleanup(&api, rollout, router.as_deref(), &workloads).await?;
+            ctx.telemetry.remove_rollout(&ns, &rollout.name_any());
+        }
+        return Ok(Action::await_change());
+    }
+    finalizer::ensure(&api, rollout).await?;
+
+    let now = ctx.clock.now();
+    let status = rollout.status.clone().unwrap_or_default();
+    let known = known_templates(ctx, rollout, &ns).await?;
+    if let Err(e) = validate(&rollout.spec, known.as_deref()) {
+        return report_invalid(&api, rollout, ctx, status, e.to_string(), now).await;
+    }
+    let Some(router) = router else {
+        return report_invalid(&api, rollout, ctx, status, "no router".into(), now).await;
+    };
+
+    let obs = observe(rollout, &workloads, router.as_ref()).await?;
+    let decision = core::step(&rollout.spec, &status, &obs, now);
+    let mut events = Vec::new();
+    let analysis_rev = execute(&decision, &workloads, router.as_ref(), &mut events).await?;
+    let mut last = decision;
+    if let Some(revision) = analysis_rev {
+        let mut current = rollout.clone();
+        current.status = Some(last.status.clone());
+        let run = ctx.analysis.run(&current, &revision, now).await;
+        for m in &run.metrics {
+            ctx.telemetry
+                .record_verdict(&ns, &rollout.name_any(), &m.name, m.verdict);
+        }
+        let obs2 = Observations {
+            analysis: Some(run),
+            ..obs
+        };
+        let second = core::step(&rollout.spec, &last.status, &obs2, now);
+        // One analysis per reconcile: a second RunAnalysis waits for the next requeue.
+        execute(&second, &workloads, router.as_ref(), &mut events).await?;
+        last = second;
+    }
+
+    write_status(&api, rollout, &last.status).await?;
+    publish(ctx, rollout, events).await;
+    ctx.telemetry
+        .record_status(&ns, &rollout.name_any(), &last.status);
+    Ok(Action::requeue(last.requeue_after.unwrap_or(RESYNC)))
+}
+
+/// Names of the AnalysisTemplates in the namespace, when the Rollout refers to any.
+async fn known_templates(
+    ctx: &Context,
+    rollout: &Rollout,
+    ns: &str,
+) -> Result<Option<Vec<String>>, Error> {
+    let uses = rollout
+        .spec
+        .analysis
+        .as_ref()
+        .is_some_and(|a| !a.templates.is_empty());
+    if !uses {
+        return Ok(None);
+    }
+    let api: Api<AnalysisTemplate> = Api::namespaced(ctx.client.clone(), ns);
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Ok(Some(list.items.iter().map(|t| t.name_any()).collect())),
+        Err(e) if is_not_found(&e) => Ok(Some(Vec::new())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn observe(
+    rollout: &Rollout,
+    workloads: &dyn Workloads,
+    router: &dyn TrafficRouter,
+) -> Result<Observations, Error> {
+    let (target, primary) = workloads.observe().await?;
+    if primary.exists {
+        workloads.ensure_services().await?;
+    }
+    let router_weight = router.current_weight().await?;
+    let command = rollout
+        .annotations()
+        .get(COMMAND_ANNOTATION)
+        .and_then(|raw| match Command::parse(raw) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!(error = %e, "ignoring unreadable command annotation");
+                None
+            }
+        });
+    Ok(Observations {
+        generation: rollout.metadata.generation,
+        target,
+        primary,
+        router_weight,
+        analysis: None,
+        command,
+    })
+}
+
+/// Run the decision's effects in order; Events are collected; returns the revision to analyse.
+async fn execute(
+    decision: &Decision,
+    workloads: &dyn Workloads,
+    router: &dyn TrafficRouter,
+    events: &mut Vec<PendingEvent>,
+) -> Result<Option<String>, Error> {
+    let mut analysis = None;
+    for effect in &decision.effects {
+        match effect {
+            Effect::ApplyPrimary { revision } => {
+                workloads.apply_primary(revision).await?;
+            }
+            Effect::ScaleCanary { up } => workloads.scale_canary(*up).await?,
+            Effect::SetWeight { weight } => router.set_weight(*weight).await?,
+            Effect::RunAnalysis { revision } => analysis = Some(revision.clone()),
+            Effect::Event {
+                type_,
+                reason,
+                message,
+            } => events.push((*type_, reason.clone(), message.clone())),
+        }
+    }
+    Ok(analysis)
+}
+
+async fn report_invalid(
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    ctx: &Context,
+    mut status: RolloutStatus,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<Action, Error> {
+    let known = status
+        .condition("Ready")
+        .is_some_and(|c| c.reason == REASON_INVALID && c.message == message);
+    status.observed_generation = rollout.metadata.generation;
+    status.message = Some(message.clone());
+    status.set_condition("Ready", false, REASON_INVALID, &message, now);
+    write_status(api, rollout, &status).await?;
+    if !known {
+        publish(
+            ctx,
+            rollout,
+            vec![(EventType::Warning, REASON_INVALID.to_string(), message)],
+        )
+        .await;
+    }
+    // A spec edit triggers the next reconcile; nothing to retry before that.
+    Ok(Action::await_change())
+}
+
+async fn publish(ctx: &Context, rollout: &Rollout, events: Vec<PendingEvent>) {
+    let reference = rollout.object_ref(&());
+    for (type_, reason, message) in events {
+        let ev = KubeEvent {
+            type_: match type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            action: reason.clone(),
+            reason,
+            note: Some(message),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+            warn!(error = %e, "could not publish event");
+        }
+    }
+}
