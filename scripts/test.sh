@@ -13,6 +13,8 @@ started=$SECONDS
 
 step "install test-bed dependencies (scripts/install-deps.sh)"
 bash scripts/install-deps.sh
+# Everything is built below: test helpers need not re-check workspace binaries.
+export SLUICE_TESTBED_NO_BUILD=1
 
 step "build: cargo build --workspace --all-targets"
 cargo build --workspace --all-targets

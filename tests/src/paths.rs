@@ -56,36 +56,49 @@ fn package_of(bin: &str) -> &str {
 }
 
 /// Path of a workspace binary (`sluice`, `sluice-demo-app`, ...) under `<target>/debug/`.
-/// Builds it with `cargo build -p <pkg> --bin <name>` when it is missing.
-/// `cargo test --workspace` / `cargo build --workspace --all-targets` build them beforehand.
+///
+/// Once per process and binary it runs `cargo build -p <pkg> --bin <name>` (a no-op when
+/// fresh), so a test never runs a stale binary after an edit. With `SLUICE_TESTBED_NO_BUILD=1`
+/// (set by scripts/test.sh, which builds everything first) it only builds a missing binary.
 pub fn find_bin(name: &str) -> Result<PathBuf> {
     find_bin_in(package_of(name), name)
 }
 
 /// Like [`find_bin`] with an explicit package name.
 pub fn find_bin_in(package: &str, name: &str) -> Result<PathBuf> {
-    static BUILD: Mutex<()> = Mutex::new(());
+    static BUILT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
     let path = target_dir().join("debug").join(name);
-    if path.is_file() {
+    let no_build = std::env::var("SLUICE_TESTBED_NO_BUILD").is_ok_and(|v| v == "1");
+    if no_build && path.is_file() {
         return Ok(path);
     }
-    let _guard = BUILD.lock().unwrap_or_else(|p| p.into_inner());
-    if path.is_file() {
+    // Held while building so parallel tests build each binary once.
+    let mut built = BUILT
+        .get_or_init(|| Mutex::new(HashSet::new()))
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if built.contains(name) && path.is_file() {
         return Ok(path);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let out = Command::new(&cargo)
         .current_dir(workspace_root())
         .env("CARGO_TARGET_DIR", target_dir())
-        .args(["build", "-p", package, "--bin", name])
-        .output()
-        .map_err(io_err(format!("running {cargo} build -p {package}")))?;
-    if !out.status.success() {
-        return Err(TestbedError::Command {
-            cmd: format!("cargo build -p {package} --bin {name}"),
-            output: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
+        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => {
+            return Err(TestbedError::Command {
+                cmd: format!("cargo build -p {package} --bin {name}"),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+        // No cargo (a test binary run by hand): use what is there.
+        Err(_) if path.is_file() => {}
+        Err(e) => return Err(io_err(format!("running {cargo} build -p {package}"))(e)),
     }
+    built.insert(name.to_string());
     if path.is_file() {
         Ok(path)
     } else {
