@@ -4,6 +4,8 @@
 use futures::future::BoxFuture;
 
 pub mod gateway;
+pub mod nginx_file;
+pub mod traefik_file;
 pub mod ingress_nginx;
 pub mod traefik_crd;
 
