@@ -173,6 +173,7 @@ impl Simulator {
             at: now,
             offset: (now - self.config.start).to_std().unwrap_or_default(),
             phase: d.status.phase,
+            observed_weight: obs.router_weight,
             router_weight: self.world.router.weight,
             canary_weight: d.status.canary_weight,
             step: d.status.current_step,

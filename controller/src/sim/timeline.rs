@@ -16,6 +16,8 @@ pub struct TimelineEntry {
     /// Time since the start of the simulation.
     pub offset: Duration,
     pub phase: Phase,
+    /// Router weight the state machine observed for this call.
+    pub observed_weight: Option<i32>,
     /// Router weight after this entry's effects were applied.
     pub router_weight: Option<i32>,
     /// The weight the state machine wants (status.canaryWeight).
