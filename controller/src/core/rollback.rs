@@ -26,7 +26,8 @@ pub(crate) fn start(
         at: cx.now,
     });
     cx.st.phase = Phase::RollingBack;
-    cx.st.canary_weight = 0;
+    // Traffic back to the primary is the first effect the shell executes.
+    cx.want_weight(0);
     let rev = rev.unwrap_or_default();
     let msg = format!("rolling back revision {rev} ({source}): {reason}");
     cx.st
