@@ -1,0 +1,70 @@
+//! Strict JSON request bodies: size-limited, parsed with serde_json (its recursion limit rejects
+//! deep nesting), every failure mapped to a 4xx `ApiError` instead of axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body; `Option<T>` semantics via [`OptionalJson`] for commands whose body may be empty.
+pub struct StrictJson<T>(pub T);
+
+/// A JSON body that may be absent (empty body): `None`.
+pub struct OptionalJson<T>(pub Option<T>);
+
+async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rej| {
+        let status = rej.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "payload_too_large",
+                format!("request body larger than {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read request body: {rej}"))
+        }
+    })
+}
+
+/// Parse `bytes` as JSON of type `T`, mapping serde errors to a 400 with the position.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let kind = match e.classify() {
+            serde_json::error::Category::Eof => "truncated JSON",
+            serde_json::error::Category::Syntax => "malformed JSON",
+            serde_json::error::Category::Data => "unexpected JSON content",
+            serde_json::error::Category::Io => "unreadable body",
+        };
+        ApiError::bad_request(format!("{kind}: {e}"))
+    })
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("empty request body; JSON expected"));
+        }
+        parse_json(&bytes).map(StrictJson)
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}

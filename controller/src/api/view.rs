@@ -1,0 +1,177 @@
+//! The JSON shape of one rollout as the API returns it and the CLI prints it (built from a `Rollout`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sluice_crds::{
+    effective_steps, AbortInfo, CommandAck, Condition, MetricStatus, Phase, Rollout,
+};
+
+use crate::store::pending_command;
+
+/// One metric's latest analysis values (the sequential-test state is left out).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricView {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verdict: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub passed: u32,
+    #[serde(default)]
+    pub failed: u32,
+    #[serde(default)]
+    pub inconclusive: u32,
+    #[serde(default)]
+    pub errors: u32,
+}
+
+impl From<&MetricStatus> for MetricView {
+    fn from(m: &MetricStatus) -> Self {
+        MetricView {
+            name: m.name.clone(),
+            last_value: m.last_value.filter(|v| v.is_finite()),
+            last_verdict: m.last_verdict.clone(),
+            last_reason: m.last_reason.clone(),
+            last_time: m.last_time,
+            passed: m.passed,
+            failed: m.failed,
+            inconclusive: m.inconclusive,
+            errors: m.errors,
+        }
+    }
+}
+
+/// A pending (written, not yet acknowledged) command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCommandView {
+    pub id: String,
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Status of one rollout for people and pipelines.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutView {
+    pub namespace: String,
+    pub name: String,
+    /// `canary` or `blueGreen`.
+    pub strategy: String,
+    pub target: String,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Traffic percentage on the canary.
+    pub weight: i32,
+    /// Current step index and number of canary steps.
+    pub step: u32,
+    pub total_steps: u32,
+    pub paused: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_stable_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub post_promotion_watch_seconds: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AbortInfo>,
+    #[serde(default)]
+    pub analysis: Vec<MetricView>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_command: Option<CommandAck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_command: Option<PendingCommandView>,
+}
+
+impl RolloutView {
+    pub fn from_rollout(r: &Rollout) -> Self {
+        let status = r.status.clone().unwrap_or_default();
+        let spec = &r.spec;
+        let total_steps = spec
+            .strategy
+            .canary
+            .as_ref()
+            .map(|c| effective_steps(c).len())
+            .unwrap_or(0);
+        let pending = pending_command(r).filter(|c| {
+            status
+                .acknowledged_command
+                .as_ref()
+                .is_none_or(|a| a.id != c.id)
+        });
+        RolloutView {
+            namespace: r
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
+            name: r.metadata.name.clone().unwrap_or_default(),
+            strategy: if spec.strategy.blue_green.is_some() {
+                "blueGreen"
+            } else {
+                "canary"
+            }
+            .to_string(),
+            target: spec.target_ref.name.clone(),
+            phase: status.phase,
+            message: status.message.clone(),
+            weight: status.canary_weight,
+            step: status.current_step,
+            total_steps: u32::try_from(total_steps).unwrap_or(u32::MAX),
+            paused: spec.paused,
+            stable_revision: status.stable_revision.clone(),
+            canary_revision: status.canary_revision.clone(),
+            previous_stable_revision: status.previous_stable_revision.clone(),
+            started_at: status.started_at,
+            promoted_at: status.promoted_at,
+            post_promotion_watch_seconds: spec.post_promotion_watch_seconds,
+            abort: status.abort.clone(),
+            analysis: status
+                .analysis
+                .metrics
+                .iter()
+                .map(MetricView::from)
+                .collect(),
+            conditions: status.conditions.clone(),
+            acknowledged_command: status.acknowledged_command.clone(),
+            pending_command: pending.map(|c| PendingCommandView {
+                id: c.id,
+                action: c.action.as_str().to_string(),
+                by: c.by,
+                at: c.at,
+            }),
+        }
+    }
+
+    /// True while a firing alert would revert a promoted revision.
+    pub fn in_post_promotion_watch(&self, now: DateTime<Utc>) -> bool {
+        self.phase == Phase::Succeeded
+            && self.post_promotion_watch_seconds > 0
+            && self.promoted_at.is_some_and(|p| {
+                now < p + chrono::Duration::seconds(self.post_promotion_watch_seconds)
+            })
+    }
+}
+
+/// A list answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RolloutList {
+    pub items: Vec<RolloutView>,
+}
