@@ -2,6 +2,7 @@
 //! routers, the standalone file-driven runner, the Kubernetes controller, the HTTP API and the CLI.
 
 pub mod api;
+pub mod bench;
 pub mod clock;
 pub mod core;
 pub mod k8s;

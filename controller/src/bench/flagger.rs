@@ -1,0 +1,97 @@
+//! Flagger's canary analysis with its documented defaults, reproduced tick by tick:
+//! interval 1m, threshold 5, stepWeight 10, maxWeight 50, built-in request-success-rate
+//! (min 99%) and request-duration (p99 max 500 ms) over the last 1m. An empty or NaN result is
+//! a failed check, and the failed-check counter never resets during a rollout. The threshold
+//! is checked at the start of a tick, before that tick's analysis (so the rollback comes one
+//! interval after the fifth failure). Promotion starts once a check passes at maxWeight.
+
+use super::policy::{Control, Outcome, Policy};
+use super::promql::{histogram_quantile, success_rate_percent};
+use super::traffic::History;
+
+/// Flagger's analysis settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlaggerConfig {
+    pub interval: u64,
+    pub threshold: u32,
+    pub step_weight: i32,
+    pub max_weight: i32,
+    pub min_success_percent: f64,
+    pub max_p99_ms: f64,
+    /// Seconds until the canary pods are ready (checked at ticks only).
+    pub canary_ready_after: u64,
+}
+
+impl Default for FlaggerConfig {
+    fn default() -> Self {
+        FlaggerConfig {
+            interval: 60,
+            threshold: 5,
+            step_weight: 10,
+            max_weight: 50,
+            min_success_percent: 99.0,
+            max_p99_ms: 500.0,
+            canary_ready_after: 30,
+        }
+    }
+}
+
+/// State of one Flagger canary run.
+#[derive(Debug, Clone)]
+pub struct Flagger {
+    cfg: FlaggerConfig,
+    weight: i32,
+    failed_checks: u32,
+    started: bool,
+}
+
+impl Flagger {
+    pub fn new(cfg: FlaggerConfig) -> Self {
+        Flagger {
+            cfg,
+            weight: 0,
+            failed_checks: 0,
+            started: false,
+        }
+    }
+
+    /// Both built-in checks over the last interval; the first failing one fails the tick.
+    fn checks_pass(&self, t: u64, h: &History) -> bool {
+        let (canary, _) = h.window(t.saturating_sub(self.cfg.interval), t);
+        let sr = success_rate_percent(&canary);
+        if sr.is_nan() || sr < self.cfg.min_success_percent {
+            return false;
+        }
+        let p99_ms = 1000.0 * histogram_quantile(0.99, &canary);
+        !(p99_ms.is_nan() || p99_ms > self.cfg.max_p99_ms)
+    }
+}
+
+impl Policy for Flagger {
+    fn control(&mut self, t: u64, h: &History) -> Control {
+        // t = 0 is the tick that saw the new revision and scaled the canary up.
+        if t == 0 || t % self.cfg.interval != 0 {
+            return Control::weight(self.weight);
+        }
+        if self.failed_checks >= self.cfg.threshold {
+            return Control::decided(Outcome::RolledBack);
+        }
+        if t < self.cfg.canary_ready_after {
+            return Control::weight(self.weight);
+        }
+        if !self.started {
+            // "Starting canary analysis": no check before the first weight step.
+            self.started = true;
+        } else if !self.checks_pass(t, h) {
+            self.failed_checks += 1;
+            return Control::weight(self.weight);
+        } else if self.weight >= self.cfg.max_weight {
+            return Control {
+                weight: self.weight,
+                decided: Some(Outcome::Promoted),
+            };
+        }
+        self.weight = (self.weight + self.cfg.step_weight).min(self.cfg.max_weight);
+        Control::weight(self.weight)
+    }
+}

@@ -1,0 +1,136 @@
+//! Runs one policy on one scenario and seed, second by second, and measures the outcome.
+
+use serde::Serialize;
+
+use super::argo::{Argo, ArgoConfig};
+use super::flagger::{Flagger, FlaggerConfig};
+use super::policy::{Outcome, Policy};
+use super::scenario::Scenario;
+use super::sluice::{Sluice, SluiceConfig};
+use super::traffic::{History, Traffic};
+
+/// A policy to benchmark, by name and settings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyKind {
+    Flagger(FlaggerConfig),
+    Argo(ArgoConfig),
+    Sluice(SluiceConfig),
+}
+
+/// A named policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySpec {
+    pub name: String,
+    pub description: String,
+    pub kind: PolicyKind,
+}
+
+impl PolicySpec {
+    pub fn build(&self) -> Box<dyn Policy> {
+        match &self.kind {
+            PolicyKind::Flagger(c) => Box::new(Flagger::new(*c)),
+            PolicyKind::Argo(c) => Box::new(Argo::new(c.clone())),
+            PolicyKind::Sluice(c) => Box::new(Sluice::new(c)),
+        }
+    }
+}
+
+/// The policies compared, baselines first.
+pub fn policies() -> Vec<PolicySpec> {
+    let r3 = SluiceConfig {
+        degraded_ratio: 3.0,
+        ..SluiceConfig::default()
+    };
+    vec![
+        PolicySpec {
+            name: "flagger".into(),
+            description: "Flagger defaults: 1m interval, threshold 5, stepWeight 10, maxWeight 50, success >= 99%, p99 <= 500 ms, NaN = failed check".into(),
+            kind: PolicyKind::Flagger(FlaggerConfig::default()),
+        },
+        PolicySpec {
+            name: "argo".into(),
+            description: "Argo-style: steps 10/25/50 with 2m pauses then 100, background analysis every 1m, success >= 0.99 and p99 <= 0.5 s, failureLimit 2, NaN = failed".into(),
+            kind: PolicyKind::Argo(ArgoConfig::default()),
+        },
+        PolicySpec {
+            name: "sluice".into(),
+            description: "Sluice default via core::step: steps 5/10/25 (1m each) then 50 until a Pass, 10s interval, sequential canary-vs-stable tests on errors and slow requests (alpha 0.05, beta 0.05, tolerated 1.2, degraded 2, min 200 canary requests)".into(),
+            kind: PolicyKind::Sluice(SluiceConfig::default()),
+        },
+        PolicySpec {
+            name: "sluice-r3".into(),
+            description: "as sluice, but degradedRatio 3 (promotion rules out 3x instead of 2x)".into(),
+            kind: PolicyKind::Sluice(r3),
+        },
+    ]
+}
+
+/// Weight and canary errors over time, for plots (one point per `TRACE_STEP` seconds).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Trace {
+    pub t: Vec<u64>,
+    pub weight: Vec<i32>,
+    /// Canary error rate over the trace step (None: no canary requests).
+    pub canary_error_rate: Vec<Option<f64>>,
+}
+
+pub const TRACE_STEP: u64 = 10;
+
+/// Measurements of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResult {
+    pub outcome: Outcome,
+    /// Seconds from the change to the decision (promotion start or rollback); None if undecided.
+    pub decided_at: Option<u64>,
+    /// Requests and errors the canary served until the decision (or the horizon).
+    pub canary_requests: u64,
+    pub canary_errors: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
+}
+
+/// Run `policy` on `scenario` with `seed` for at most `horizon` seconds.
+pub fn run_one(
+    policy: &PolicySpec,
+    scenario: &Scenario,
+    seed: u64,
+    horizon: u64,
+    trace: bool,
+) -> RunResult {
+    let mut p = policy.build();
+    let mut traffic = Traffic::new(scenario, seed);
+    let mut h = History::default();
+    let mut decided = None;
+    for t in 0..horizon {
+        let c = p.control(t, &h);
+        if let Some(o) = c.decided {
+            decided = Some((o, t));
+            break;
+        }
+        let sec = traffic.second(t, c.weight);
+        h.seconds.push(sec);
+    }
+    let (c, _) = h.window(0, h.now());
+    RunResult {
+        outcome: decided.map_or(Outcome::Undecided, |d| d.0),
+        decided_at: decided.map(|d| d.1),
+        canary_requests: u64::from(c.requests),
+        canary_errors: u64::from(c.errors),
+        trace: trace.then(|| make_trace(&h)),
+    }
+}
+
+fn make_trace(h: &History) -> Trace {
+    let mut tr = Trace::default();
+    let mut t = 0;
+    while t < h.now() {
+        let (c, _) = h.window(t, t + TRACE_STEP);
+        tr.t.push(t);
+        tr.weight
+            .push(h.seconds.get(t as usize).map_or(0, |s| s.weight));
+        tr.canary_error_rate
+            .push((c.requests > 0).then(|| f64::from(c.errors) / f64::from(c.requests)));
+        t += TRACE_STEP;
+    }
+    tr
+}

@@ -1,0 +1,125 @@
+//! Benchmark scenarios: what the canary (and the world around it) does.
+
+use serde::Serialize;
+
+/// Baseline error rate of a healthy version.
+pub const BASE_ERROR: f64 = 0.005;
+/// Default total request rate (requests per second, both arms).
+pub const BASE_RATE: f64 = 20.0;
+
+/// An error spike that hits both arms during `[from, to)` seconds (a shared dependency outage).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spike {
+    pub from: u64,
+    pub to: u64,
+    pub error_rate: f64,
+}
+
+/// One scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Total requests per second.
+    pub rate: f64,
+    /// Stable's error probability per request.
+    pub base_error: f64,
+    /// Canary error probability = base_error * this.
+    pub canary_error_factor: f64,
+    /// Canary latencies are stable's times this.
+    pub canary_latency_factor: f64,
+    pub spike: Option<Spike>,
+    /// The canary gets no traffic whatever the weight (broken routing / selector).
+    pub canary_unreachable: bool,
+    /// Whether the right outcome is a rollback (false: promote).
+    pub bad: bool,
+}
+
+impl Scenario {
+    fn new(name: &str, description: &str) -> Self {
+        Scenario {
+            name: name.to_string(),
+            description: description.to_string(),
+            rate: BASE_RATE,
+            base_error: BASE_ERROR,
+            canary_error_factor: 1.0,
+            canary_latency_factor: 1.0,
+            spike: None,
+            canary_unreachable: false,
+            bad: false,
+        }
+    }
+
+    pub fn healthy() -> Self {
+        Self::new(
+            "healthy",
+            "canary identical to stable (0.5% errors, p99 300 ms)",
+        )
+    }
+
+    fn errors(factor: f64) -> Self {
+        let mut s = Self::new(
+            &format!("errors-{factor}x"),
+            &format!(
+                "canary error rate {factor}x stable's ({:.1}% vs {:.1}%)",
+                100.0 * BASE_ERROR * factor,
+                100.0 * BASE_ERROR
+            ),
+        );
+        s.canary_error_factor = factor;
+        s.bad = true;
+        s
+    }
+
+    fn latency(factor: f64) -> Self {
+        let pct = ((factor - 1.0) * 100.0).round();
+        let mut s = Self::new(
+            &format!("latency+{pct}%"),
+            &format!(
+                "canary latencies {factor}x stable's (p99 {:.0} ms vs {:.0} ms)",
+                300.0 * factor,
+                300.0
+            ),
+        );
+        s.canary_latency_factor = factor;
+        s.bad = true;
+        s
+    }
+}
+
+/// All scenarios, in report order.
+pub fn all() -> Vec<Scenario> {
+    let mut low = Scenario::healthy();
+    low.name = "low-traffic".into();
+    low.description = "healthy canary, 1 request/s in total".into();
+    low.rate = 1.0;
+    let mut low_bad = Scenario::errors(5.0);
+    low_bad.name = "low-traffic-5x".into();
+    low_bad.description = "canary error rate 5x stable's, 1 request/s in total".into();
+    low_bad.rate = 1.0;
+    let mut spike = Scenario::healthy();
+    spike.name = "shared-spike".into();
+    spike.description =
+        "healthy canary; a dependency outage gives BOTH arms 10% errors from 2:00 to 5:00".into();
+    spike.spike = Some(Spike {
+        from: 120,
+        to: 300,
+        error_rate: 0.10,
+    });
+    let mut dark = Scenario::healthy();
+    dark.name = "no-canary-traffic".into();
+    dark.description = "healthy canary that receives no traffic at all (routing broken)".into();
+    dark.canary_unreachable = true;
+    vec![
+        Scenario::healthy(),
+        Scenario::errors(2.0),
+        Scenario::errors(5.0),
+        Scenario::errors(20.0),
+        Scenario::latency(1.3),
+        Scenario::latency(2.0),
+        low,
+        low_bad,
+        spike,
+        dark,
+    ]
+}

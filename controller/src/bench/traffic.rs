@@ -1,0 +1,233 @@
+//! Seeded request streams for stable and canary: Poisson arrivals at a total rate, each request
+//! routed to the canary with the current weight, Bernoulli errors, lognormal latency bucketed
+//! into a Prometheus-style histogram. One record per simulated second.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::scenario::Scenario;
+
+/// Upper bounds (seconds) of the latency histogram: Prometheus' default buckets, which
+/// ingress-nginx uses for `nginx_ingress_controller_request_duration_seconds`; +Inf is implied.
+pub const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Histogram slots: the finite buckets plus +Inf.
+pub const SLOTS: usize = BUCKETS.len() + 1;
+
+/// Median latency of a healthy version (seconds).
+pub const BASE_MEDIAN: f64 = 0.1;
+/// Healthy p99 (seconds); with the median it fixes the lognormal spread.
+pub const BASE_P99: f64 = 0.3;
+/// z of the 0.99 quantile of the standard normal.
+const Z99: f64 = 2.326_347_874;
+
+/// Counts of one arm in one second (or summed over a window).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ArmCounts {
+    pub requests: u32,
+    pub errors: u32,
+    /// Requests per latency slot (not cumulative); the last slot is +Inf.
+    pub buckets: [u32; SLOTS],
+}
+
+impl ArmCounts {
+    pub fn add(&mut self, o: &ArmCounts) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        for (a, b) in self.buckets.iter_mut().zip(o.buckets.iter()) {
+            *a += b;
+        }
+    }
+
+    /// Requests slower than the bucket bound `le` (which must be one of [`BUCKETS`]).
+    pub fn slower_than(&self, le: f64) -> u32 {
+        let idx = BUCKETS.iter().position(|b| (*b - le).abs() < 1e-12);
+        idx.map_or(0, |i| self.buckets[i + 1..].iter().sum())
+    }
+}
+
+/// What happened in one simulated second.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Second {
+    pub canary: ArmCounts,
+    pub stable: ArmCounts,
+    /// Canary weight (percent) the router served during this second.
+    pub weight: i32,
+}
+
+/// Per-second history of a run; index = second since the change was seen.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub seconds: Vec<Second>,
+}
+
+impl History {
+    /// Sums over the seconds `[from, to)` (clamped to what exists).
+    pub fn window(&self, from: u64, to: u64) -> (ArmCounts, ArmCounts) {
+        let (mut c, mut s) = (ArmCounts::default(), ArmCounts::default());
+        let end = (to as usize).min(self.seconds.len());
+        let start = (from as usize).min(end);
+        for sec in &self.seconds[start..end] {
+            c.add(&sec.canary);
+            s.add(&sec.stable);
+        }
+        (c, s)
+    }
+
+    pub fn now(&self) -> u64 {
+        self.seconds.len() as u64
+    }
+}
+
+/// Generates seconds for one scenario and seed.
+pub struct Traffic {
+    rng: StdRng,
+    scenario: Scenario,
+    sigma: f64,
+}
+
+impl Traffic {
+    pub fn new(scenario: &Scenario, seed: u64) -> Self {
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            scenario: scenario.clone(),
+            sigma: (BASE_P99 / BASE_MEDIAN).ln() / Z99,
+        }
+    }
+
+    /// Traffic of second `t` with `weight`% routed to the canary.
+    pub fn second(&mut self, t: u64, weight: i32) -> Second {
+        let sc = &self.scenario;
+        let mut out = Second {
+            weight,
+            ..Second::default()
+        };
+        let n = poisson(&mut self.rng, sc.rate);
+        let p_canary = if sc.canary_unreachable {
+            0.0
+        } else {
+            f64::from(weight.clamp(0, 100)) / 100.0
+        };
+        let spike = sc.spike.filter(|s| t >= s.from && t < s.to);
+        for _ in 0..n {
+            let canary = self.rng.random::<f64>() < p_canary;
+            let mut p_err = if canary {
+                (sc.base_error * sc.canary_error_factor).min(1.0)
+            } else {
+                sc.base_error
+            };
+            if let Some(s) = spike {
+                p_err = p_err.max(s.error_rate);
+            }
+            let scale = if canary {
+                sc.canary_latency_factor
+            } else {
+                1.0
+            };
+            let latency = scale * BASE_MEDIAN * (self.sigma * normal(&mut self.rng)).exp();
+            let arm = if canary {
+                &mut out.canary
+            } else {
+                &mut out.stable
+            };
+            arm.requests += 1;
+            if self.rng.random::<f64>() < p_err {
+                arm.errors += 1;
+            }
+            let slot = BUCKETS
+                .iter()
+                .position(|b| latency <= *b)
+                .unwrap_or(BUCKETS.len());
+            arm.buckets[slot] += 1;
+        }
+        out
+    }
+}
+
+/// Poisson sample by inversion (rates here are small: at most a few hundred per second).
+fn poisson(rng: &mut StdRng, lambda: f64) -> u32 {
+    if lambda <= 0.0 {
+        return 0;
+    }
+    if lambda > 200.0 {
+        // Normal approximation keeps large rates cheap.
+        return (lambda + lambda.sqrt() * normal(rng)).round().max(0.0) as u32;
+    }
+    let u: f64 = rng.random();
+    let (mut k, mut p) = (0u32, (-lambda).exp());
+    let mut cdf = p;
+    while u > cdf && k < 10_000 {
+        k += 1;
+        p *= lambda / f64::from(k);
+        cdf += p;
+    }
+    k
+}
+
+/// Standard normal by Box-Muller.
+fn normal(rng: &mut StdRng) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Fraction of a version's requests slower than `le`, with latencies scaled by `factor`.
+pub fn fraction_slower(le: f64, factor: f64) -> f64 {
+    let sigma = (BASE_P99 / BASE_MEDIAN).ln() / Z99;
+    let z = (le / (factor * BASE_MEDIAN)).ln() / sigma;
+    1.0 - normal_cdf(z)
+}
+
+fn normal_cdf(z: f64) -> f64 {
+    use erf_approx as e;
+    0.5 * (1.0 + e::erf(z / std::f64::consts::SQRT_2))
+}
+
+/// erf without extra dependencies (Abramowitz-Stegun 7.1.26, error < 1.5e-7; enough for a table).
+mod erf_approx {
+    pub fn erf(x: f64) -> f64 {
+        let sign = if x < 0.0 { -1.0 } else { 1.0 };
+        let x = x.abs();
+        let t = 1.0 / (1.0 + 0.327_591_1 * x);
+        let y = 1.0
+            - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736)
+                * t
+                + 0.254_829_592)
+                * t
+                * (-x * x).exp();
+        sign * y
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::scenario::Scenario;
+
+    #[test]
+    fn rates_and_routing_match_the_scenario() {
+        let mut sc = Scenario::healthy();
+        sc.base_error = 0.05;
+        let mut tr = Traffic::new(&sc, 1);
+        let mut h = History::default();
+        for t in 0..2000 {
+            h.seconds.push(tr.second(t, 25));
+        }
+        let (c, s) = h.window(0, 2000);
+        let total = f64::from(c.requests + s.requests);
+        assert!((total / 2000.0 - sc.rate).abs() < 0.5, "{total}");
+        let share = f64::from(c.requests) / total;
+        assert!((share - 0.25).abs() < 0.02, "{share}");
+        let err = f64::from(s.errors) / f64::from(s.requests);
+        assert!((err - 0.05).abs() < 0.01, "{err}");
+        let slow = f64::from(s.slower_than(0.25)) / f64::from(s.requests);
+        assert!((slow - fraction_slower(0.25, 1.0)).abs() < 0.01, "{slow}");
+    }
+
+    #[test]
+    fn erf_is_accurate_enough() {
+        assert!((erf_approx::erf(1.0) - 0.842_700_79).abs() < 1e-6);
+        assert!((normal_cdf(2.326_347_874) - 0.99).abs() < 1e-6);
+    }
+}
