@@ -32,8 +32,47 @@ async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     })
 }
 
+/// Deepest accepted nesting of arrays/objects (Alertmanager's payload needs 3).
+pub const MAX_DEPTH: usize = 32;
+
+/// Nesting depth of a JSON text (brackets inside strings do not count); stops early past `limit`.
+pub fn json_depth(bytes: &[u8], limit: usize) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_str, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+                if max > limit {
+                    return max;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Parse `bytes` as JSON of type `T`, mapping serde errors to a 400 with the position.
+/// Nesting deeper than [`MAX_DEPTH`] is refused even inside ignored fields.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if json_depth(bytes, MAX_DEPTH) > MAX_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "JSON nested deeper than {MAX_DEPTH} levels"
+        )));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         let kind = match e.classify() {
             serde_json::error::Category::Eof => "truncated JSON",
@@ -66,5 +105,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
             return Ok(OptionalJson(None));
         }
         parse_json(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_depth;
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(json_depth(br#"{"a":[1,{"b":2}]}"#, 10), 3);
+        assert_eq!(json_depth(br#"{"a":"[[[[\"[["}"#, 10), 1);
+        assert_eq!(json_depth(b"[[[[[[", 3), 4);
+        assert_eq!(json_depth(b"", 3), 0);
     }
 }

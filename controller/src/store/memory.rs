@@ -13,6 +13,8 @@ struct Inner {
     rollouts: BTreeMap<(String, String), Rollout>,
     /// Errors returned by the next calls (front first), to exercise transient failures.
     fail_next: Vec<StoreError>,
+    /// Errors returned by the next `command` calls only.
+    fail_commands: Vec<StoreError>,
     writes: u64,
 }
 
@@ -63,6 +65,11 @@ impl MemoryStore {
     /// Make the next calls fail with these errors, in order.
     pub fn fail_next(&self, errors: Vec<StoreError>) {
         self.lock().fail_next = errors;
+    }
+
+    /// Make the next `command` calls (only those) fail with these errors, in order.
+    pub fn fail_next_commands(&self, errors: Vec<StoreError>) {
+        self.lock().fail_commands = errors;
     }
 
     /// Number of successful command writes so far.
@@ -127,6 +134,9 @@ impl RolloutStore for MemoryStore {
             let mut g = self.lock();
             if let Some(e) = Self::take_failure(&mut g) {
                 return Err(e);
+            }
+            if !g.fail_commands.is_empty() {
+                return Err(g.fail_commands.remove(0));
             }
             let r = g
                 .rollouts
