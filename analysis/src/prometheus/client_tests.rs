@@ -226,10 +226,12 @@ fn bad_config_is_rejected() {
         PrometheusClient::new(PrometheusConfig::new("not a url")),
         Err(QueryError::Config(_))
     ));
-    assert!(matches!(
-        PrometheusClient::new(PrometheusConfig::new("ftp://x")),
-        Err(QueryError::Config(_))
-    ));
+    for addr in ["ftp://x", "https://x"] {
+        assert!(matches!(
+            PrometheusClient::new(PrometheusConfig::new(addr)),
+            Err(QueryError::Config(_))
+        ));
+    }
     let cfg = PrometheusConfig {
         headers: vec![("bad header".into(), "v".into())],
         ..PrometheusConfig::new("http://x")

@@ -28,6 +28,17 @@ pub fn finite_exp(ln_e: f64) -> f64 {
     ln_e.min(700.0).exp()
 }
 
+/// A number for reason strings: integers plainly, huge values in scientific notation.
+pub fn show(x: f64) -> String {
+    if !x.is_finite() || x.abs() >= 1e6 {
+        format!("{x:.2e}")
+    } else if (x - x.round()).abs() < 1e-6 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +63,9 @@ mod tests {
         assert!((big - (1000.0 + ((1.0 + (-1f64).exp()) / 2.0).ln())).abs() < 1e-9);
         assert_eq!(log_mean_exp(Vec::<f64>::new()), f64::NEG_INFINITY);
         assert!(finite_exp(1e6).is_finite());
+        assert_eq!(
+            (show(3.0), show(2.345), show(1.5e300)),
+            ("3".into(), "2.35".into(), "1.50e300".into())
+        );
     }
 }

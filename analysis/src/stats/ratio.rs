@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::grid::{finite_exp, log_grid, log_mean_exp};
+use super::grid::{finite_exp, log_grid, log_mean_exp, show};
 use super::slo::ln_e_rate_below;
 use crate::verdict::{Evidence, InconclusiveCause, Verdict};
 
@@ -340,22 +340,29 @@ pub fn evaluate(config: &SequentialConfig, state: &SequentialState) -> Verdict {
     );
     let counts = format!(
         "canary {}/{} bad, stable {}/{} bad",
-        state.canary_bad, state.canary_requests, state.stable_bad, state.stable_requests
+        show(state.canary_bad),
+        show(state.canary_requests),
+        show(state.stable_bad),
+        show(state.stable_requests)
     );
     let v = if ln_fail >= -config.alpha.ln() {
         Verdict::fail(
             estimate,
             format!(
-                "canary is worse than {}x stable: {range}, e-value {:.1} >= {:.0} ({counts})",
-                config.tolerated_ratio, ev.e_fail, ev.fail_threshold
+                "canary is worse than {}x stable: {range}, e-value {} >= {} ({counts})",
+                config.tolerated_ratio,
+                show(ev.e_fail),
+                show(ev.fail_threshold)
             ),
         )
     } else if ln_pass >= -config.beta.ln() && state.canary_requests >= config.min_canary_requests {
         Verdict::pass(
             estimate,
             format!(
-                "canary is not {}x worse than stable: {range}, e-value {:.1} >= {:.0} ({counts})",
-                config.bad_ratio, ev.e_pass, ev.pass_threshold
+                "canary is not {}x worse than stable: {range}, e-value {} >= {} ({counts})",
+                config.bad_ratio,
+                show(ev.e_pass),
+                show(ev.pass_threshold)
             ),
         )
     } else {
@@ -363,8 +370,13 @@ pub fn evaluate(config: &SequentialConfig, state: &SequentialState) -> Verdict {
             InconclusiveCause::NotEnoughEvidence,
             estimate,
             format!(
-                "collecting evidence: {range}, e-values fail {:.2}/{:.0}, pass {:.2}/{:.0}, canary requests {}/{} ({counts})",
-                ev.e_fail, ev.fail_threshold, ev.e_pass, ev.pass_threshold, state.canary_requests, config.min_canary_requests
+                "collecting evidence: {range}, e-values fail {}/{}, pass {}/{}, canary requests {}/{} ({counts})",
+                show(ev.e_fail),
+                show(ev.fail_threshold),
+                show(ev.e_pass),
+                show(ev.pass_threshold),
+                show(state.canary_requests),
+                show(config.min_canary_requests)
             ),
         )
     };

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::function::beta::{checked_beta_reg, ln_beta};
 
-use super::grid::finite_exp;
+use super::grid::{finite_exp, show};
 use crate::verdict::{Evidence, InconclusiveCause, Verdict};
 
 fn ln_reg(a: f64, b: f64, x: f64) -> f64 {
@@ -147,23 +147,25 @@ pub fn slo_update(
     let head = format!(
         "canary bad rate {:.4}% over {} requests (limit {}%)",
         rate * 100.0,
-        s.requests,
+        show(s.requests),
         p0 * 100.0
     );
     let v = if ln_fail >= -config.alpha.ln() {
         Verdict::fail(
             Some(rate),
             format!(
-                "{head}: above the limit, e-value {:.1} >= {:.0}",
-                ev.e_fail, ev.fail_threshold
+                "{head}: above the limit, e-value {} >= {}",
+                show(ev.e_fail),
+                show(ev.fail_threshold)
             ),
         )
     } else if ln_pass >= -config.beta.ln() && s.requests >= config.min_requests {
         Verdict::pass(
             Some(rate),
             format!(
-                "{head}: below the limit, e-value {:.1} >= {:.0}",
-                ev.e_pass, ev.pass_threshold
+                "{head}: below the limit, e-value {} >= {}",
+                show(ev.e_pass),
+                show(ev.pass_threshold)
             ),
         )
     } else {
@@ -171,8 +173,9 @@ pub fn slo_update(
             InconclusiveCause::NotEnoughEvidence,
             Some(rate),
             format!(
-                "{head}: not enough evidence yet (e-values fail {:.2}, pass {:.2})",
-                ev.e_fail, ev.e_pass
+                "{head}: not enough evidence yet (e-values fail {}, pass {})",
+                show(ev.e_fail),
+                show(ev.e_pass)
             ),
         )
     };

@@ -1,0 +1,360 @@
+//! sluice-analysis against a real Prometheus: a small exporter serves mtail-style stable and
+//! canary series with known counts that grow every 250 ms; Prometheus scrapes it every 1 s; the
+//! built-in queries and the judges must give the expected verdicts through the HTTP API.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use sluice_analysis::stats::SequentialConfig;
+use sluice_analysis::verdict::Threshold;
+use sluice_analysis::{
+    analyse_step, AnalysisState, BucketSource, BuiltinMetric, Check, CountSource,
+    InconclusiveCause, MetricSpec, MetricsSource, PrometheusClient, PrometheusConfig, Provider,
+    QueryError, QueryResult, Variables, VerdictKind,
+};
+use sluice_tests::Prometheus;
+
+const BUCKETS: [&str; 5] = ["0.05", "0.1", "0.25", "1", "+Inf"];
+
+/// Per tick of one version: requests, 5xx, and how many land in each latency bucket (non-cumulative).
+#[derive(Clone, Copy)]
+struct Profile {
+    name: &'static str,
+    requests: u64,
+    errors: u64,
+    per_bucket: [u64; 5],
+}
+
+// stable and "good": 1% errors, 95% under 50 ms; "bad": 10% errors and slow; "idle": no traffic.
+const PROFILES: [Profile; 4] = [
+    Profile {
+        name: "stable",
+        requests: 1000,
+        errors: 10,
+        per_bucket: [950, 40, 10, 0, 0],
+    },
+    Profile {
+        name: "good",
+        requests: 1000,
+        errors: 10,
+        per_bucket: [950, 40, 10, 0, 0],
+    },
+    Profile {
+        name: "bad",
+        requests: 1000,
+        errors: 100,
+        per_bucket: [600, 100, 100, 200, 0],
+    },
+    Profile {
+        name: "idle",
+        requests: 0,
+        errors: 0,
+        per_bucket: [0, 0, 0, 0, 0],
+    },
+];
+
+#[derive(Default)]
+struct Counters {
+    ticks: u64,
+}
+
+fn render_metrics(ticks: u64) -> String {
+    let mut out = String::from("# TYPE nginx_upstream_requests_total counter\n");
+    for p in PROFILES {
+        // "idle" keeps fixed counters (series exist, rates are 0).
+        let t = if p.name == "idle" { 1 } else { ticks };
+        let (req, err) = if p.name == "idle" {
+            (500, 5)
+        } else {
+            (p.requests * t, p.errors * t)
+        };
+        let _ = writeln!(
+            out,
+            "nginx_upstream_requests_total{{version=\"{}\",code=\"200\"}} {}",
+            p.name,
+            req - err
+        );
+        let _ = writeln!(
+            out,
+            "nginx_upstream_requests_total{{version=\"{}\",code=\"500\"}} {}",
+            p.name, err
+        );
+    }
+    out.push_str("# TYPE nginx_upstream_request_duration_seconds histogram\n");
+    for p in PROFILES {
+        let t = if p.name == "idle" { 0 } else { ticks };
+        let mut cum = 0;
+        for (le, n) in BUCKETS.iter().zip(p.per_bucket) {
+            cum += n * t;
+            let _ = writeln!(out, "nginx_upstream_request_duration_seconds_bucket{{version=\"{}\",le=\"{le}\"}} {cum}", p.name);
+        }
+        let _ = writeln!(
+            out,
+            "nginx_upstream_request_duration_seconds_sum{{version=\"{}\"}} {}",
+            p.name,
+            0.04 * cum as f64
+        );
+        let _ = writeln!(
+            out,
+            "nginx_upstream_request_duration_seconds_count{{version=\"{}\"}} {cum}",
+            p.name
+        );
+    }
+    out
+}
+
+/// Serves `/metrics` on a free port and advances the counters every 250 ms until dropped.
+struct Exporter {
+    addr: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn start_exporter() -> Exporter {
+    let state = Arc::new(Mutex::new(Counters::default()));
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<Mutex<Counters>>>| async move {
+                render_metrics(s.lock().unwrap().ticks)
+            }),
+        )
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            state.lock().unwrap().ticks += 1;
+        }
+    });
+    Exporter {
+        addr,
+        tasks: vec![server, ticker],
+    }
+}
+
+fn vars(canary: &str) -> Variables {
+    [
+        ("primary", "stable"),
+        ("canary", canary),
+        ("interval", "5s"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn metrics() -> Vec<MetricSpec> {
+    let m = |name: &str, check: Check| MetricSpec {
+        name: name.into(),
+        check,
+        args: Variables::new(),
+    };
+    vec![
+        m(
+            "errors",
+            Check::ErrorComparison {
+                source: CountSource::Builtin(Provider::NginxMtail),
+                settings: SequentialConfig::default(),
+            },
+        ),
+        m(
+            "latency",
+            Check::LatencyComparison {
+                source: BucketSource::Builtin(Provider::NginxMtail),
+                quantile: 0.95,
+                boundary: None,
+                settings: SequentialConfig::default(),
+            },
+        ),
+        m(
+            "success-rate",
+            Check::BuiltinThreshold {
+                provider: Provider::NginxMtail,
+                metric: BuiltinMetric::RequestSuccessRate,
+                threshold: Threshold {
+                    min: Some(0.95),
+                    max: None,
+                },
+            },
+        ),
+        m(
+            "p99",
+            Check::BuiltinThreshold {
+                provider: Provider::NginxMtail,
+                metric: BuiltinMetric::RequestDurationP99,
+                threshold: Threshold {
+                    min: None,
+                    max: Some(2.0),
+                },
+            },
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builtin_queries_and_judges_on_real_prometheus() {
+    let exporter = start_exporter().await;
+    let prom = Prometheus::builder()
+        .scrape("mtail", [exporter.addr.clone()])
+        .start()
+        .await
+        .unwrap();
+    prom.wait_until(
+        r#"count(nginx_upstream_requests_total{version="stable"})"#,
+        Duration::from_secs(15),
+        |v| !v.is_empty(),
+    )
+    .await
+    .unwrap();
+    let client = PrometheusClient::new(PrometheusConfig::new(prom.url())).unwrap();
+
+    // Typed errors and shapes through the real API.
+    match client.query("sum(rate(", None).await {
+        Err(QueryError::Prometheus {
+            error_type,
+            http_status,
+            ..
+        }) => assert_eq!((error_type.as_str(), http_status), ("bad_data", 400)),
+        other => panic!("expected bad_data, got {other:?}"),
+    }
+    let empty = client
+        .query(
+            r#"sum(nginx_upstream_requests_total{version="nobody"})"#,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(empty.result, QueryResult::Vector(vec![]));
+    assert!(
+        matches!(client.query("1/0", None).await.unwrap().result, QueryResult::Scalar(_, v) if v == f64::INFINITY)
+    );
+
+    // Wait until a 5 s window holds enough scrapes for increase() and rate().
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let specs = metrics();
+    let (mut good_state, mut bad_state) = (AnalysisState::default(), AnalysisState::default());
+    let (mut good_passed, mut bad_failed) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut log = Vec::new();
+    while Instant::now() < deadline && !(good_passed && bad_failed) {
+        let now = chrono::Utc::now();
+        let good = analyse_step(&specs, &client, &vars("good"), &good_state, now).await;
+        let bad = analyse_step(&specs, &client, &vars("bad"), &bad_state, now).await;
+        for m in &good.verdicts {
+            assert_ne!(
+                m.verdict.kind,
+                VerdictKind::Fail,
+                "healthy canary failed {}: {} ({:?})",
+                m.name,
+                m.verdict.reason,
+                m.queries
+            );
+            assert_ne!(
+                m.verdict.kind,
+                VerdictKind::Error,
+                "{}: {}",
+                m.name,
+                m.verdict.reason
+            );
+        }
+        for m in &bad.verdicts {
+            assert_ne!(
+                m.verdict.kind,
+                VerdictKind::Error,
+                "{}: {}",
+                m.name,
+                m.verdict.reason
+            );
+        }
+        log.push(format!(
+            "good: {:?} {} | bad: {:?} {}",
+            good.summary.kind, good.summary.reason, bad.summary.kind, bad.summary.reason
+        ));
+        good_passed |= good.summary.kind == VerdictKind::Pass;
+        if bad.summary.kind == VerdictKind::Fail {
+            bad_failed = true;
+            let errors = &bad.verdicts[0].verdict;
+            assert_eq!(errors.kind, VerdictKind::Fail, "{}", errors.reason);
+            let ev = errors.evidence.as_ref().unwrap();
+            assert!(
+                ev.e_fail >= ev.fail_threshold && ev.estimate.unwrap() > 5.0,
+                "{ev:?}"
+            );
+            let success = &bad.verdicts[2].verdict;
+            assert_eq!(
+                success.kind,
+                VerdictKind::Fail,
+                "success rate of the bad canary: {}",
+                success.reason
+            );
+            assert!(
+                (success.value.unwrap() - 0.9).abs() < 0.01,
+                "{}",
+                success.reason
+            );
+        }
+        (good_state, bad_state) = (good.state, bad.state);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    println!("{}", log.join("\n"));
+    assert!(
+        bad_failed,
+        "bad canary was not rolled back:\n{}",
+        log.join("\n")
+    );
+    assert!(
+        good_passed,
+        "healthy canary never passed:\n{}",
+        log.join("\n")
+    );
+    let latency = good_state.metrics["latency"].sequential.as_ref().unwrap();
+    assert_eq!(
+        latency.boundary,
+        Some(0.05),
+        "boundary at stable's p95 bucket"
+    );
+
+    // A canary that serves nothing: NaN success rate and no traffic, never Pass or Fail.
+    let idle = analyse_step(
+        &specs,
+        &client,
+        &vars("idle"),
+        &AnalysisState::default(),
+        chrono::Utc::now(),
+    )
+    .await;
+    assert_eq!(
+        idle.verdicts[0].verdict.cause,
+        Some(InconclusiveCause::NoTraffic),
+        "{}",
+        idle.verdicts[0].verdict.reason
+    );
+    assert_eq!(
+        idle.verdicts[2].verdict.cause,
+        Some(InconclusiveCause::NaN),
+        "{}",
+        idle.verdicts[2].verdict.reason
+    );
+    assert_eq!(idle.summary.kind, VerdictKind::Inconclusive);
+
+    // The client is usable as a shared trait object.
+    let shared: Arc<dyn MetricsSource> = Arc::new(client);
+    assert!(shared.query("up", None).await.is_ok());
+}
