@@ -25,7 +25,10 @@ fn primary_deployment_is_a_relabelled_copy() {
     insta::assert_yaml_snapshot!(p);
     // The primary's pods must not match the target's selector, or canary and stable would mix.
     let labels = p.spec.unwrap().template.metadata.unwrap().labels.unwrap();
-    assert_eq!(labels.get("app").map(String::as_str), Some("podinfo-primary"));
+    assert_eq!(
+        labels.get("app").map(String::as_str),
+        Some("podinfo-primary")
+    );
 }
 
 #[test]
@@ -53,7 +56,10 @@ fn readiness_needs_observed_generation_and_all_replicas() {
     )
     .unwrap();
     d.status = Some(status.clone());
-    assert!(!workload_state(Some(&d), None).ready, "stale observedGeneration");
+    assert!(
+        !workload_state(Some(&d), None).ready,
+        "stale observedGeneration"
+    );
     status.observed_generation = Some(2);
     status.available_replicas = Some(2);
     d.status = Some(status.clone());
@@ -144,11 +150,42 @@ fn httproute_rules_at_several_weights() {
     });
     for w in [0, 25, 100] {
         let rules = gateway::rules_with_weight(&spec, &n, Some(w));
-        assert_eq!(gateway::weight_of(&json!({"rules": rules.clone()}), &n), Some(w));
+        assert_eq!(
+            gateway::weight_of(&json!({"rules": rules.clone()}), &n),
+            Some(w)
+        );
         insta::assert_yaml_snapshot!(format!("httproute_rules_{w}"), rules);
     }
     let at25 = json!({"rules": gateway::rules_with_weight(&spec, &n, Some(25))});
     let cleaned = gateway::rules_with_weight(&at25, &n, None);
-    assert_eq!(gateway::weight_of(&json!({"rules": cleaned.clone()}), &n), Some(0));
+    assert_eq!(
+        gateway::weight_of(&json!({"rules": cleaned.clone()}), &n),
+        Some(0)
+    );
     assert!(!cleaned.to_string().contains("podinfo-canary"));
+}
+
+#[test]
+fn deployment_changes_map_to_their_rollout() {
+    use sluice_controller::k8s::run::rollouts_for_deployment;
+    use std::sync::Arc;
+    let mut other = rollout();
+    other.metadata.name = Some("other".into());
+    other.spec.target_ref.name = "other".into();
+    let rollouts = vec![Arc::new(rollout()), Arc::new(other)];
+    let mut d = target("podinfo:1.0", 1);
+    let hit = |d: &k8s_openapi::api::apps::v1::Deployment| {
+        rollouts_for_deployment(&rollouts, d)
+            .into_iter()
+            .map(|r| r.name)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hit(&d), vec!["podinfo"]);
+    d.metadata.name = Some("podinfo-primary".into());
+    assert_eq!(hit(&d), vec!["podinfo"]);
+    d.metadata.namespace = Some("elsewhere".into());
+    assert!(hit(&d).is_empty());
+    d.metadata.namespace = Some(NS.into());
+    d.metadata.name = Some("unrelated".into());
+    assert!(hit(&d).is_empty());
 }

@@ -56,24 +56,43 @@ async fn first_sight_creates_primary_services_and_finalizer() {
     let clock = Arc::new(ManualClock::new(start()));
     let ctx = context(&client, &clock);
 
-    reconcile(Arc::new(get_rollout(&client).await), ctx.clone()).await.unwrap();
-    let primary = deployment(&client, "podinfo-primary").await.expect("primary created");
+    reconcile(Arc::new(get_rollout(&client).await), ctx.clone())
+        .await
+        .unwrap();
+    let primary = deployment(&client, "podinfo-primary")
+        .await
+        .expect("primary created");
     let spec = primary.spec.clone().unwrap();
     assert_eq!(spec.replicas, Some(3));
     assert_eq!(
-        spec.selector.match_labels.unwrap().get("app").map(String::as_str),
+        spec.selector
+            .match_labels
+            .unwrap()
+            .get("app")
+            .map(String::as_str),
         Some("podinfo-primary")
     );
     assert_eq!(
         spec.template.spec.unwrap().containers[0].image.as_deref(),
         Some("podinfo:1.0")
     );
-    assert_eq!(services(&client).await, vec!["podinfo-canary", "podinfo-primary"]);
+    assert_eq!(
+        services(&client).await,
+        vec!["podinfo-canary", "podinfo-primary"]
+    );
     let r = get_rollout(&client).await;
     assert!(r.finalizers().iter().any(|f| f == FINALIZER));
     assert_eq!(r.status.unwrap().phase.to_string(), "Initializing");
     // The target keeps serving until the primary is ready.
-    assert_eq!(deployment(&client, APP).await.unwrap().spec.unwrap().replicas, Some(3));
+    assert_eq!(
+        deployment(&client, APP)
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(3)
+    );
 
     let trace = run_until(&client, &ctx, &clock, "Idle", 10).await;
     let last = trace.last().unwrap();
@@ -81,7 +100,10 @@ async fn first_sight_creates_primary_services_and_finalizer() {
     assert_eq!(last.target_replicas, 0);
     let target = deployment(&client, APP).await.unwrap();
     assert_eq!(
-        target.annotations().get("sluice.dev/desired-replicas").map(String::as_str),
+        target
+            .annotations()
+            .get("sluice.dev/desired-replicas")
+            .map(String::as_str),
         Some("3")
     );
     assert!(events(&client).await.iter().any(|e| e == "Initialized"));
@@ -103,11 +125,16 @@ async fn canary_steps_then_promotion_copies_the_template() {
     steps.dedup();
     assert_eq!(steps, vec![0, 1, 2, 3, 4], "every step once, in order");
     // The canary is scaled up before it gets traffic.
-    let first_traffic = trace.iter().position(|p| p.weight.unwrap_or(0) > 0).unwrap();
+    let first_traffic = trace
+        .iter()
+        .position(|p| p.weight.unwrap_or(0) > 0)
+        .unwrap();
     assert_eq!(trace[first_traffic].target_replicas, 3);
 
     let primary = deployment(&client, "podinfo-primary").await.unwrap();
-    let image = primary.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    let image = primary.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
     assert_eq!(image.as_deref(), Some("podinfo:2.0"));
     let last = trace.last().unwrap();
     assert_eq!(last.weight, Some(0));
@@ -175,12 +202,17 @@ async fn abort_returns_weight_zero_before_scaling_down() {
         .iter()
         .position(|(n, p)| n == APP && p.contains("\"replicas\":0"))
         .expect("canary scaled down");
-    assert!(zero < down, "weight 0 at write {zero}, scale-down at {down}: {w:#?}");
+    assert!(
+        zero < down,
+        "weight 0 at write {zero}, scale-down at {down}: {w:#?}"
+    );
     let st = get_rollout(&client).await.status.unwrap();
     assert_eq!(st.abort.unwrap().source, "command");
     // The primary was not touched by the aborted revision.
     let primary = deployment(&client, "podinfo-primary").await.unwrap();
-    let image = primary.spec.unwrap().template.spec.unwrap().containers[0].image.clone();
+    let image = primary.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
     assert_eq!(image.as_deref(), Some("podinfo:1.0"));
 }
 
@@ -191,7 +223,15 @@ async fn deletion_cleans_up_and_releases_the_finalizer() {
     let ctx = context(&client, &clock);
     initialized(&client, &ctx, &clock).await;
     // Idle: the target is held at 0 replicas and the canary Ingress exists at weight 0.
-    assert_eq!(deployment(&client, APP).await.unwrap().spec.unwrap().replicas, Some(0));
+    assert_eq!(
+        deployment(&client, APP)
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(0)
+    );
     // The fake ignores finalizers on delete, so seed a second API server with the same objects
     // and a deletionTimestamp, as a real one would show after `kubectl delete rollout`.
     let mut r = get_rollout(&client).await;
@@ -212,11 +252,21 @@ async fn deletion_cleans_up_and_releases_the_finalizer() {
         strip(&mut d.metadata);
         b = b.with_object(d);
     }
-    for mut s in Api::<Service>::namespaced(client.clone(), NS).list(&ListParams::default()).await.unwrap().items {
+    for mut s in Api::<Service>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
         strip(&mut s.metadata);
         b = b.with_object(s);
     }
-    for mut i in Api::<Ingress>::namespaced(client.clone(), NS).list(&ListParams::default()).await.unwrap().items {
+    for mut i in Api::<Ingress>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
         strip(&mut i.metadata);
         b = b.with_object(i);
     }
@@ -231,20 +281,33 @@ async fn deletion_cleans_up_and_releases_the_finalizer() {
     let c2 = b.with_interceptor_funcs(funcs).build().await.unwrap();
     assert_eq!(canary_weight(&c2).await, Some(0));
     let ctx2 = context(&c2, &clock);
-    let r = Api::<sluice_crds::Rollout>::namespaced(c2.clone(), NS).get(APP).await.unwrap();
+    let r = Api::<sluice_crds::Rollout>::namespaced(c2.clone(), NS)
+        .get(APP)
+        .await
+        .unwrap();
     reconcile(Arc::new(r), ctx2).await.unwrap();
 
     // Sluice deletes the canary Ingress and the canary Service itself (the rest goes with the
     // Rollout through owner references, which the fake also cascades).
     let deleted = deletes.lock().unwrap().clone();
-    assert_eq!(deleted, vec!["podinfo-canary", "podinfo-canary"], "{deleted:?}");
+    assert_eq!(
+        deleted,
+        vec!["podinfo-canary", "podinfo-canary"],
+        "{deleted:?}"
+    );
     assert_eq!(canary_weight(&c2).await, None);
     assert!(services(&c2).await.is_empty());
     // The user's Deployment gets its replicas back before the primary goes away.
     let target = deployment(&c2, APP).await.unwrap();
     assert_eq!(target.spec.unwrap().replicas, Some(3));
-    let gone = Api::<sluice_crds::Rollout>::namespaced(c2.clone(), NS).get_opt(APP).await.unwrap();
-    assert!(gone.is_none(), "finalizer removed, so the Rollout is deleted");
+    let gone = Api::<sluice_crds::Rollout>::namespaced(c2.clone(), NS)
+        .get_opt(APP)
+        .await
+        .unwrap();
+    assert!(
+        gone.is_none(),
+        "finalizer removed, so the Rollout is deleted"
+    );
 }
 
 #[tokio::test]
@@ -253,19 +316,28 @@ async fn status_conflict_is_retried_with_a_fresh_read() {
     let seen = calls.clone();
     let funcs = interceptor::Funcs::new().patch_status(move |ctx| {
         // Only the Rollout's status; the test kubelet writes Deployment status too.
-        if ctx.name == APP && ctx.patch.get("status").and_then(|s| s.get("phase")).is_some() {
-            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                return Err(kube_fake_client::Error::Conflict("simulated".into()));
-            }
+        let rollout_status = ctx.name == APP
+            && ctx
+                .patch
+                .get("status")
+                .and_then(|s| s.get("phase"))
+                .is_some();
+        if rollout_status && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(kube_fake_client::Error::Conflict("simulated".into()));
         }
         Ok(None)
     });
     let client = client_with(rollout(), Some(funcs)).await;
     let clock = Arc::new(ManualClock::new(start()));
     let ctx = context(&client, &clock);
-    reconcile(Arc::new(get_rollout(&client).await), ctx).await.unwrap();
+    reconcile(Arc::new(get_rollout(&client).await), ctx)
+        .await
+        .unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2, "one conflict, one retry");
-    let st = get_rollout(&client).await.status.expect("status written after retry");
+    let st = get_rollout(&client)
+        .await
+        .status
+        .expect("status written after retry");
     assert_eq!(st.phase.to_string(), "Initializing");
 }
 
@@ -303,15 +375,25 @@ async fn invalid_spec_sets_a_condition_and_one_event() {
     let clock = Arc::new(ManualClock::new(start()));
     let ctx = context(&client, &clock);
     for _ in 0..2 {
-        reconcile(Arc::new(get_rollout(&client).await), ctx.clone()).await.unwrap();
+        reconcile(Arc::new(get_rollout(&client).await), ctx.clone())
+            .await
+            .unwrap();
     }
     let st = get_rollout(&client).await.status.unwrap();
     let ready = st.condition("Ready").unwrap();
     assert_eq!(ready.status, "False");
     assert_eq!(ready.reason, "InvalidSpec");
-    assert!(ready.message.contains("spec.service.port"), "{}", ready.message);
+    assert!(
+        ready.message.contains("spec.service.port"),
+        "{}",
+        ready.message
+    );
     let ev = events(&client).await;
-    assert_eq!(ev.iter().filter(|e| *e == "InvalidSpec").count(), 1, "{ev:?}");
+    assert_eq!(
+        ev.iter().filter(|e| *e == "InvalidSpec").count(),
+        1,
+        "{ev:?}"
+    );
     assert!(deployment(&client, "podinfo-primary").await.is_none());
 }
 
@@ -320,11 +402,19 @@ async fn a_follower_writes_nothing_until_it_leads() {
     let client = client_with(rollout(), None).await;
     let clock = Arc::new(ManualClock::new(start()));
     let (tx, rx) = watch::channel(false);
-    let ctx = Arc::new(Context::new(client.clone()).with_clock(clock.clone()).with_leader(rx));
-    reconcile(Arc::new(get_rollout(&client).await), ctx.clone()).await.unwrap();
+    let ctx = Arc::new(
+        Context::new(client.clone())
+            .with_clock(clock.clone())
+            .with_leader(rx),
+    );
+    reconcile(Arc::new(get_rollout(&client).await), ctx.clone())
+        .await
+        .unwrap();
     assert!(deployment(&client, "podinfo-primary").await.is_none());
     assert!(get_rollout(&client).await.status.is_none());
     tx.send(true).unwrap();
-    reconcile(Arc::new(get_rollout(&client).await), ctx).await.unwrap();
+    reconcile(Arc::new(get_rollout(&client).await), ctx)
+        .await
+        .unwrap();
     assert!(deployment(&client, "podinfo-primary").await.is_some());
 }

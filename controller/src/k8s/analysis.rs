@@ -48,7 +48,8 @@ impl AnalysisRunner for PlaceholderAnalysis {
                     name,
                     verdict: VerdictKind::Error,
                     value: None,
-                    reason: "analysis is not wired into the Kubernetes controller in this build".to_string(),
+                    reason: "analysis is not wired into the Kubernetes controller in this build"
+                        .to_string(),
                     sequential_state: None,
                 })
                 .collect(),

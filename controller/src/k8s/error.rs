@@ -23,9 +23,8 @@ impl Error {
         match self {
             Error::Invalid(_) | Error::Encode(_) => true,
             Error::Kube(e) => kube_is_permanent(e),
-            Error::Router(RouterError::InvalidWeight(_)) | Error::Router(RouterError::Rejected(_)) => {
-                true
-            }
+            Error::Router(RouterError::InvalidWeight(_))
+            | Error::Router(RouterError::Rejected(_)) => true,
             Error::Router(_) | Error::ConflictRetriesExhausted(_) => false,
         }
     }

@@ -32,7 +32,8 @@ pub async fn ensure(api: &Api<Rollout>, r: &Rollout) -> Result<(), Error> {
     }
     let mut list = r.metadata.finalizers.clone().unwrap_or_default();
     list.push(FINALIZER.to_string());
-    let patch = json!({"metadata": {"finalizers": list, "resourceVersion": r.metadata.resource_version}});
+    let patch =
+        json!({"metadata": {"finalizers": list, "resourceVersion": r.metadata.resource_version}});
     let name = r.metadata.name.clone().unwrap_or_default();
     api.patch(&name, &pp(), &Patch::Merge(&patch)).await?;
     Ok(())
@@ -57,7 +58,8 @@ pub async fn cleanup(
         .into_iter()
         .filter(|f| f != FINALIZER)
         .collect();
-    let patch = json!({"metadata": {"finalizers": list, "resourceVersion": r.metadata.resource_version}});
+    let patch =
+        json!({"metadata": {"finalizers": list, "resourceVersion": r.metadata.resource_version}});
     let name = r.metadata.name.clone().unwrap_or_default();
     match api.patch(&name, &pp(), &Patch::Merge(&patch)).await {
         Ok(_) => {}

@@ -10,13 +10,16 @@ pub mod context;
 pub mod error;
 pub mod finalizer;
 pub mod hash;
+pub mod leader;
 pub mod names;
 pub mod objects;
 pub mod reconcile;
 pub mod routers;
+pub mod run;
 pub mod status;
 pub mod workloads;
 
 pub use context::Context;
 pub use error::Error;
 pub use reconcile::{error_policy, reconcile};
+pub use run::{run, ControllerArgs};

@@ -183,13 +183,14 @@ pub fn service_patch(existing: &Service, wanted: &Service) -> Option<serde_json:
     let w = wanted.spec.clone().unwrap_or_default();
     let e_sel = e.selector.unwrap_or_default();
     let w_sel = w.selector.unwrap_or_default();
-    let port_key = |ports: &Option<Vec<ServicePort>>| -> Vec<(Option<String>, i32, Option<IntOrString>)> {
-        ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.clone(), p.port, p.target_port.clone()))
-            .collect()
-    };
+    let port_key =
+        |ports: &Option<Vec<ServicePort>>| -> Vec<(Option<String>, i32, Option<IntOrString>)> {
+            ports
+                .iter()
+                .flatten()
+                .map(|p| (p.name.clone(), p.port, p.target_port.clone()))
+                .collect()
+        };
     if e_sel == w_sel && port_key(&e.ports) == port_key(&w.ports) {
         return None;
     }

@@ -9,7 +9,9 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
 use kube::{Resource, ResourceExt};
-use sluice_crds::{validate, AnalysisTemplate, Command, Rollout, RolloutStatus, COMMAND_ANNOTATION};
+use sluice_crds::{
+    validate, AnalysisTemplate, Command, Rollout, RolloutStatus, COMMAND_ANNOTATION,
+};
 use tracing::{instrument, warn, Span};
 
 use super::context::Context;
@@ -155,16 +157,17 @@ async fn observe(
         workloads.ensure_services().await?;
     }
     let router_weight = router.current_weight().await?;
-    let command = rollout
-        .annotations()
-        .get(COMMAND_ANNOTATION)
-        .and_then(|raw| match Command::parse(raw) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                warn!(error = %e, "ignoring unreadable command annotation");
-                None
-            }
-        });
+    let command =
+        rollout
+            .annotations()
+            .get(COMMAND_ANNOTATION)
+            .and_then(|raw| match Command::parse(raw) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!(error = %e, "ignoring unreadable command annotation");
+                    None
+                }
+            });
     Ok(Observations {
         generation: rollout.metadata.generation,
         target,

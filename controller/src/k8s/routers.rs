@@ -10,7 +10,11 @@ use crate::router::traefik_crd::TraefikCrdRouter;
 use crate::router::TrafficRouter;
 
 /// The router of `rollout` (None when the spec names none; validation reports that).
-pub fn router_for(client: &Client, rollout: &Rollout, names: &Names) -> Option<Box<dyn TrafficRouter>> {
+pub fn router_for(
+    client: &Client,
+    rollout: &Rollout,
+    names: &Names,
+) -> Option<Box<dyn TrafficRouter>> {
     let r = &rollout.spec.router;
     if let Some(n) = &r.nginx {
         return Some(Box::new(IngressNginxRouter::new(
@@ -20,7 +24,11 @@ pub fn router_for(client: &Client, rollout: &Rollout, names: &Names) -> Option<B
         )));
     }
     if let Some(t) = &r.traefik {
-        return Some(Box::new(TraefikCrdRouter::new(client.clone(), names.clone(), t)));
+        return Some(Box::new(TraefikCrdRouter::new(
+            client.clone(),
+            names.clone(),
+            t,
+        )));
     }
     if let Some(g) = &r.gateway_api {
         return Some(Box::new(GatewayRouter::new(

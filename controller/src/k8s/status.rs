@@ -98,7 +98,9 @@ mod tests {
         let new = json!({"phase": "Idle", "analysis": {"runs": 0}});
         assert_eq!(
             merge_diff(&old, &new),
-            Some(json!({"phase": "Idle", "abort": null, "analysis": {"runs": 0, "lastRunAt": null}}))
+            Some(
+                json!({"phase": "Idle", "abort": null, "analysis": {"runs": 0, "lastRunAt": null}})
+            )
         );
         assert_eq!(merge_diff(&new, &new), None);
     }

@@ -35,7 +35,8 @@ pub trait Workloads: Send + Sync {
     /// (target, primary) as the state machine sees them.
     fn observe(&self) -> BoxFuture<'_, Result<(WorkloadState, WorkloadState), Error>>;
     /// Copy the target to `NAME-primary` if the target's revision is `revision`; ensure the Services.
-    fn apply_primary<'a>(&'a self, revision: &'a str) -> BoxFuture<'a, Result<ApplyOutcome, Error>>;
+    fn apply_primary<'a>(&'a self, revision: &'a str)
+        -> BoxFuture<'a, Result<ApplyOutcome, Error>>;
     /// Create or repair the primary/canary Services (no-op while the target is missing).
     fn ensure_services(&self) -> BoxFuture<'_, Result<(), Error>>;
     /// Scale the target to the user's replicas (`up`) or to zero, recording the replicas first.
@@ -69,7 +70,9 @@ impl KubeWorkloads {
         let name = wanted.metadata.name.clone().unwrap_or_default();
         match self.services.get_opt(&name).await? {
             None => {
-                self.services.create(&PostParams::default(), &wanted).await?;
+                self.services
+                    .create(&PostParams::default(), &wanted)
+                    .await?;
                 info!(service = %name, "created service");
             }
             Some(existing) => {
@@ -85,8 +88,10 @@ impl KubeWorkloads {
     }
 
     async fn ensure_services_for(&self, target: &Deployment) -> Result<(), Error> {
-        self.ensure_service(primary_service(&self.names, target)).await?;
-        self.ensure_service(canary_service(&self.names, target)).await
+        self.ensure_service(primary_service(&self.names, target))
+            .await?;
+        self.ensure_service(canary_service(&self.names, target))
+            .await
     }
 
     /// min/max replicas of an HPA scaling the target, if there is one.
@@ -127,24 +132,34 @@ impl Workloads for KubeWorkloads {
         })
     }
 
-    fn apply_primary<'a>(&'a self, revision: &'a str) -> BoxFuture<'a, Result<ApplyOutcome, Error>> {
+    fn apply_primary<'a>(
+        &'a self,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<ApplyOutcome, Error>> {
         Box::pin(async move {
             let Some(target) = self.deployments.get_opt(&self.names.target).await? else {
                 return Ok(ApplyOutcome::TargetMissing);
             };
             if template_revision(&target).as_deref() != Some(revision) {
-                debug!(revision, "target moved to another revision; primary not copied");
+                debug!(
+                    revision,
+                    "target moved to another revision; primary not copied"
+                );
                 return Ok(ApplyOutcome::RevisionMoved);
             }
             let existing = self.deployments.get_opt(&self.names.primary).await?;
             let outcome = match &existing {
                 None => {
                     let obj = primary_deployment(&self.names, &target, revision, None);
-                    self.deployments.create(&PostParams::default(), &obj).await?;
+                    self.deployments
+                        .create(&PostParams::default(), &obj)
+                        .await?;
                     info!(revision, "created primary deployment");
                     ApplyOutcome::Created
                 }
-                Some(e) if primary_revision(e).as_deref() == Some(revision) => ApplyOutcome::Unchanged,
+                Some(e) if primary_revision(e).as_deref() == Some(revision) => {
+                    ApplyOutcome::Unchanged
+                }
                 Some(e) => {
                     // Full replace (resourceVersion kept): removed fields must disappear too.
                     let obj = primary_deployment(&self.names, &target, revision, Some(e));

@@ -147,7 +147,11 @@ impl TrafficRouter for IngressNginxRouter {
             if !(0..=100).contains(&weight) {
                 return Err(RouterError::InvalidWeight(weight));
             }
-            let user = self.api.get(&self.cfg.ingress_ref).await.map_err(kube_err)?;
+            let user = self
+                .api
+                .get(&self.cfg.ingress_ref)
+                .await
+                .map_err(kube_err)?;
             let wanted = canary_ingress(&user, &self.names, &self.cfg, weight);
             let name = self.canary_name();
             match self.api.get_opt(&name).await.map_err(kube_err)? {
@@ -168,11 +172,19 @@ impl TrafficRouter for IngressNginxRouter {
                     }
                     // Follow changes of the user's Ingress (hosts, paths, TLS).
                     if existing.spec != wanted.spec {
-                        patch.insert("spec".into(), serde_json::to_value(&wanted.spec).map_err(|e| RouterError::Io(e.to_string()))?);
+                        patch.insert(
+                            "spec".into(),
+                            serde_json::to_value(&wanted.spec)
+                                .map_err(|e| RouterError::Io(e.to_string()))?,
+                        );
                     }
                     if !patch.is_empty() {
                         self.api
-                            .patch(&name, &pp(), &Patch::Merge(&serde_json::Value::Object(patch)))
+                            .patch(
+                                &name,
+                                &pp(),
+                                &Patch::Merge(&serde_json::Value::Object(patch)),
+                            )
                             .await
                             .map_err(kube_err)?;
                         info!(ingress = %name, weight, "patched canary ingress");
@@ -185,7 +197,11 @@ impl TrafficRouter for IngressNginxRouter {
 
     fn current_weight(&self) -> BoxFuture<'_, Result<Option<i32>, RouterError>> {
         Box::pin(async move {
-            let ing = self.api.get_opt(&self.canary_name()).await.map_err(kube_err)?;
+            let ing = self
+                .api
+                .get_opt(&self.canary_name())
+                .await
+                .map_err(kube_err)?;
             Ok(ing.as_ref().and_then(weight_of))
         })
     }

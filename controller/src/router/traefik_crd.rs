@@ -3,7 +3,9 @@
 //! out (Traefik drops a weighted service whose member has no ready endpoints).
 
 use futures::future::BoxFuture;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
+};
 use kube::Client;
 use serde_json::{json, Value};
 use sluice_crds::TraefikRouter;
@@ -23,7 +25,9 @@ pub fn api_resource(group: Option<&str>) -> ApiResource {
 pub fn weighted_members(names: &Names, weight: i32) -> Vec<Value> {
     let mut out = Vec::new();
     if weight < 100 {
-        out.push(json!({"name": names.primary_service, "port": names.port, "weight": 100 - weight}));
+        out.push(
+            json!({"name": names.primary_service, "port": names.port, "weight": 100 - weight}),
+        );
     }
     if weight > 0 {
         out.push(json!({"name": names.canary_service, "port": names.port, "weight": weight}));
@@ -33,13 +37,20 @@ pub fn weighted_members(names: &Names, weight: i32) -> Vec<Value> {
 
 /// The member list `obj` should have: its foreign members kept, ours replaced.
 pub fn merged_members(existing: Option<&Value>, names: &Names, weight: i32) -> Vec<Value> {
-    let ours = [names.primary_service.as_str(), names.canary_service.as_str()];
+    let ours = [
+        names.primary_service.as_str(),
+        names.canary_service.as_str(),
+    ];
     let mut out: Vec<Value> = existing
         .and_then(|v| v.pointer("/spec/weighted/services"))
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .filter(|m| !m.get("name").and_then(Value::as_str).is_some_and(|n| ours.contains(&n)))
+                .filter(|m| {
+                    !m.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| ours.contains(&n))
+                })
                 .cloned()
                 .collect()
         })
@@ -120,7 +131,10 @@ impl TraefikCrdRouter {
                 info!(traefikservice = %self.name, weight, "created TraefikService");
             }
             None if create => {
-                return Err(RouterError::NotFound(format!("TraefikService {}", self.name)))
+                return Err(RouterError::NotFound(format!(
+                    "TraefikService {}",
+                    self.name
+                )))
             }
             None => {}
             Some(existing) => {

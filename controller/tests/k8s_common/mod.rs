@@ -149,7 +149,10 @@ pub fn user_ingress() -> Ingress {
             name: Some(APP.into()),
             namespace: Some(NS.into()),
             annotations: Some(BTreeMap::from([
-                ("nginx.ingress.kubernetes.io/proxy-body-size".to_string(), "1m".to_string()),
+                (
+                    "nginx.ingress.kubernetes.io/proxy-body-size".to_string(),
+                    "1m".to_string(),
+                ),
                 (
                     "kubectl.kubernetes.io/last-applied-configuration".to_string(),
                     "{}".to_string(),
@@ -222,18 +225,28 @@ pub async fn kubelet(client: &Client) {
             "observedGeneration": d.metadata.generation,
             "replicas": r, "updatedReplicas": r, "availableReplicas": r, "readyReplicas": r
         }});
-        api.patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(&status))
-            .await
-            .unwrap();
+        api.patch_status(
+            &d.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
     }
 }
 
 pub async fn get_rollout(client: &Client) -> Rollout {
-    Api::<Rollout>::namespaced(client.clone(), NS).get(APP).await.unwrap()
+    Api::<Rollout>::namespaced(client.clone(), NS)
+        .get(APP)
+        .await
+        .unwrap()
 }
 
 pub async fn deployment(client: &Client, name: &str) -> Option<Deployment> {
-    Api::<Deployment>::namespaced(client.clone(), NS).get_opt(name).await.unwrap()
+    Api::<Deployment>::namespaced(client.clone(), NS)
+        .get_opt(name)
+        .await
+        .unwrap()
 }
 
 pub async fn canary_weight(client: &Client) -> Option<i32> {
@@ -256,7 +269,12 @@ pub struct Point {
 }
 
 /// Kubelet, reconcile once, advance the clock by `tick`, and report where things are.
-pub async fn tick(client: &Client, ctx: &Arc<Context>, clock: &ManualClock, tick: chrono::Duration) -> Point {
+pub async fn tick(
+    client: &Client,
+    ctx: &Arc<Context>,
+    clock: &ManualClock,
+    tick: chrono::Duration,
+) -> Point {
     kubelet(client).await;
     let r = get_rollout(client).await;
     reconcile(Arc::new(r), ctx.clone()).await.unwrap();
@@ -296,7 +314,8 @@ pub async fn run_until(
 
 /// Change the target's image (what a user or GitOps does to start a rollout).
 pub async fn set_image(client: &Client, image: &str) {
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
     Api::<Deployment>::namespaced(client.clone(), NS)
         .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
         .await

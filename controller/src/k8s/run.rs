@@ -1,0 +1,209 @@
+//! `sluice controller`: the kube-runtime Controller over Rollouts (owning the Services it creates,
+//! watching Deployments through a mapper), Lease leader election, and the HTTP API on `--listen`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::Api;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use sluice_crds::{Rollout, MANAGED_BY, MANAGED_BY_LABEL};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::context::Context;
+use super::leader;
+use super::reconcile::{error_policy, reconcile};
+use crate::api::{self, ApiState, AuthConfig, Secret};
+use crate::store::kube::KubeStore;
+use crate::telemetry::Telemetry;
+
+/// Arguments of `sluice controller`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, short = 'n', env = "SLUICE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Elect one active replica through a Lease (run several replicas safely).
+    #[arg(long, env = "SLUICE_LEADER_ELECTION")]
+    pub leader_election: bool,
+    /// Namespace of the Lease (default: the pod's namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the Lease.
+    #[arg(long, default_value = "sluice-controller")]
+    pub lease_name: String,
+    /// Address of the HTTP API, /metrics, /healthz and /readyz.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Log as JSON lines.
+    #[arg(long, env = "SLUICE_JSON_LOGS")]
+    pub json_logs: bool,
+    /// Prometheus used by Rollouts that name none, e.g. `http://prometheus.monitoring:9090`.
+    #[arg(long, env = "SLUICE_PROMETHEUS")]
+    pub prometheus: Option<String>,
+    /// Rollouts reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Static bearer token for the API (read and command every rollout).
+    #[arg(long, env = "SLUICE_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Bearer token Alertmanager sends to the webhook (default: the API token).
+    #[arg(long, env = "SLUICE_WEBHOOK_TOKEN", hide_env_values = true)]
+    pub webhook_token: Option<String>,
+}
+
+/// Rollouts a changed Deployment concerns: the one targeting it, or the one owning `NAME-primary`.
+pub fn rollouts_for_deployment(
+    rollouts: &[Arc<Rollout>],
+    d: &Deployment,
+) -> Vec<ObjectRef<Rollout>> {
+    let name = d.name_any();
+    let ns = d.namespace();
+    rollouts
+        .iter()
+        .filter(|r| r.namespace() == ns)
+        .filter(|r| {
+            let t = &r.spec.target_ref.name;
+            *t == name || format!("{t}-primary") == name
+        })
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // main.rs may have installed a subscriber already; keep it then.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            token.cancel();
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    token.cancel();
+}
+
+/// Run the controller until SIGTERM / Ctrl-C.
+pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
+    init_logging(args.json_logs);
+    let client = Client::try_default()
+        .await
+        .context("cannot reach the Kubernetes API (kubeconfig or in-cluster config)")?;
+    let ns = args.namespace.as_deref();
+    let telemetry = Telemetry::global();
+
+    let mut _always = None;
+    let mut _election = None;
+    let leader_rx = if args.leader_election {
+        let lease_ns = args
+            .lease_namespace
+            .clone()
+            .or_else(|| args.namespace.clone())
+            .unwrap_or_else(|| "default".to_string());
+        let e = leader::elect(client.clone(), &lease_ns, &args.lease_name).await?;
+        info!(lease = %args.lease_name, namespace = %lease_ns, identity = %leader::identity(), "leader election on");
+        let rx = e.leader.clone();
+        _election = Some(e);
+        rx
+    } else {
+        let (tx, rx) = leader::always_leader();
+        _always = Some(tx);
+        rx
+    };
+    if args.prometheus.is_some() {
+        info!(prometheus = ?args.prometheus, "default Prometheus configured");
+    }
+
+    let ctx = Arc::new(
+        Context::new(client.clone())
+            .with_leader(leader_rx.clone())
+            .with_telemetry(telemetry.clone()),
+    );
+    let token = CancellationToken::new();
+    tokio::spawn(shutdown_signal(token.clone()));
+
+    let auth = AuthConfig {
+        webhook_token: args.webhook_token.clone().map(Secret::new),
+        api_token: args.api_token.clone().map(Secret::new),
+        authorizer: Some(Arc::new(crate::api::kube_auth::KubeAuthorizer::new(
+            client.clone(),
+        ))),
+        insecure_allow_anonymous: false,
+    };
+    let store = KubeStore::new(client.clone()).with_namespace(args.namespace.clone());
+    let state = ApiState::new(Arc::new(store), telemetry, auth);
+    let api_token = token.clone();
+    let listen = args.listen;
+    let server = tokio::spawn(async move {
+        let stop = api_token.clone();
+        if let Err(e) = api::serve(state, listen, async move { stop.cancelled().await }).await {
+            warn!(error = %e, %listen, "HTTP API stopped");
+            api_token.cancel();
+        }
+    });
+
+    let rollouts: Api<Rollout> = api_for(&client, ns);
+    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+    let store: Store<Rollout> = controller.store();
+    let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+    let stop = token.clone();
+    info!(namespace = ?ns, concurrency = args.concurrency, "controller starting");
+    controller
+        .owns(
+            api_for::<Service>(&client, ns),
+            watcher::Config::default().labels(&managed),
+        )
+        .watches(
+            api_for::<Deployment>(&client, ns),
+            watcher::Config::default(),
+            move |d| rollouts_for_deployment(&store.state(), &d),
+        )
+        .with_config(ControllerConfig::default().concurrency(args.concurrency))
+        .reconcile_all_on(leader::on_gain(leader_rx))
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "controller stream error");
+            }
+        })
+        .await;
+    token.cancel();
+    let _ = server.await;
+    info!("controller stopped");
+    Ok(())
+}

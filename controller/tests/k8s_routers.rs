@@ -1,0 +1,217 @@
+//! The Kubernetes routers against kube-fake-client: weights written and read back, no write when
+//! unchanged, clean-up, and the TraefikService / HTTPRoute objects as stored.
+
+mod k8s_common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DynamicObject};
+use kube_fake_client::interceptor;
+use serde_json::json;
+use sluice_controller::k8s::names::Names;
+use sluice_controller::router::gateway::{self, GatewayRouter};
+use sluice_controller::router::ingress_nginx::IngressNginxRouter;
+use sluice_controller::router::traefik_crd::{self, TraefikCrdRouter};
+use sluice_controller::router::{RouterError, TrafficRouter};
+use sluice_crds::{NginxRouter, TraefikRouter};
+
+use k8s_common::*;
+
+fn counting_patches() -> (interceptor::Funcs, Arc<AtomicUsize>) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let c = n.clone();
+    let funcs = interceptor::Funcs::new().patch(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+        Ok(None)
+    });
+    (funcs, n)
+}
+
+#[tokio::test]
+async fn nginx_creates_patches_only_on_change_and_deletes() {
+    let (funcs, patches) = counting_patches();
+    let client = builder()
+        .with_object(user_ingress())
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap();
+    let cfg = NginxRouter {
+        ingress_ref: APP.into(),
+        ..NginxRouter::default()
+    };
+    let router = IngressNginxRouter::new(client.clone(), Names::of(&rollout()), cfg);
+    assert_eq!(router.current_weight().await.unwrap(), None);
+    router.set_weight(0).await.unwrap();
+    assert_eq!(router.current_weight().await.unwrap(), Some(0));
+    router.set_weight(0).await.unwrap();
+    assert_eq!(
+        patches.load(Ordering::SeqCst),
+        0,
+        "unchanged weight, no write"
+    );
+    router.set_weight(35).await.unwrap();
+    assert_eq!(patches.load(Ordering::SeqCst), 1);
+    assert_eq!(router.current_weight().await.unwrap(), Some(35));
+    // Another controller's annotation on the canary Ingress survives a weight change.
+    let api: Api<Ingress> = Api::namespaced(client.clone(), NS);
+    let patch = json!({"metadata": {"annotations": {"other.io/x": "1"}}});
+    api.patch(
+        "podinfo-canary",
+        &Default::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .unwrap();
+    router.set_weight(60).await.unwrap();
+    let ing = api.get("podinfo-canary").await.unwrap();
+    let a = ing.metadata.annotations.unwrap();
+    assert_eq!(a.get("other.io/x").map(String::as_str), Some("1"));
+    assert!(matches!(
+        router.set_weight(101).await,
+        Err(RouterError::InvalidWeight(101))
+    ));
+    router.cleanup().await.unwrap();
+    assert!(api.get_opt("podinfo-canary").await.unwrap().is_none());
+    router.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn nginx_without_the_users_ingress_is_not_found() {
+    let client = builder().build().await.unwrap();
+    let cfg = NginxRouter {
+        ingress_ref: "missing".into(),
+        ..NginxRouter::default()
+    };
+    let router = IngressNginxRouter::new(client, Names::of(&rollout()), cfg);
+    assert!(matches!(
+        router.set_weight(10).await,
+        Err(RouterError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn traefik_service_generated_and_weights_read_back() {
+    let (funcs, patches) = counting_patches();
+    let client = builder()
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap();
+    let names = Names::of(&rollout());
+    let router = TraefikCrdRouter::new(client.clone(), names.clone(), &TraefikRouter::default());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &traefik_crd::api_resource(None));
+    assert_eq!(router.current_weight().await.unwrap(), None);
+    for w in [0, 10, 10, 100, 0] {
+        router.set_weight(w).await.unwrap();
+        assert_eq!(router.current_weight().await.unwrap(), Some(w));
+        let obj = api.get(APP).await.unwrap();
+        let members = obj.data["spec"]["weighted"]["services"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(members, traefik_crd::weighted_members(&names, w));
+        assert!(
+            members.iter().all(|m| m["weight"].as_i64() != Some(0)),
+            "{members:?}"
+        );
+    }
+    // 0 -> 10 -> (10 unchanged) -> 100 -> 0: three patches after the create.
+    assert_eq!(patches.load(Ordering::SeqCst), 3);
+    router.set_weight(40).await.unwrap();
+    router.cleanup().await.unwrap();
+    assert_eq!(router.current_weight().await.unwrap(), Some(0));
+    assert!(
+        api.get_opt(APP).await.unwrap().is_some(),
+        "kept: IngressRoutes refer to it"
+    );
+}
+
+#[tokio::test]
+async fn traefik_user_service_must_exist_and_keeps_other_members() {
+    let mut obj = DynamicObject::new("web", &traefik_crd::api_resource(Some("traefik.io")))
+        .within(NS)
+        .data(json!({"spec": {"weighted": {"services": [
+            {"name": "mirror", "port": 80, "weight": 1},
+            {"name": "podinfo-primary", "port": 80, "weight": 1}
+        ]}}}));
+    obj.types = Some(kube::api::TypeMeta {
+        api_version: "traefik.io/v1alpha1".into(),
+        kind: "TraefikService".into(),
+    });
+    let client = builder()
+        .with_runtime_objects(vec![serde_json::to_value(&obj).unwrap()])
+        .build()
+        .await
+        .unwrap();
+    let names = Names::of(&rollout());
+    let cfg = TraefikRouter {
+        traefik_service_ref: Some("web".into()),
+        api_group: None,
+    };
+    let router = TraefikCrdRouter::new(client.clone(), names.clone(), &cfg);
+    router.set_weight(30).await.unwrap();
+    assert_eq!(router.current_weight().await.unwrap(), Some(30));
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &traefik_crd::api_resource(None));
+    let stored = api.get("web").await.unwrap();
+    assert_eq!(
+        stored.data["spec"]["weighted"]["services"][0]["name"],
+        "mirror"
+    );
+    let missing = TraefikCrdRouter::new(
+        client,
+        names,
+        &TraefikRouter {
+            traefik_service_ref: Some("nope".into()),
+            api_group: None,
+        },
+    );
+    assert!(matches!(
+        missing.set_weight(10).await,
+        Err(RouterError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn httproute_weights_round_trip_and_cleanup() {
+    let route = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [{"backendRefs": [{"name": "podinfo-primary", "port": 80}]}]
+        }
+    });
+    let client = builder()
+        .with_runtime_objects(vec![route])
+        .build()
+        .await
+        .unwrap();
+    let names = Names::of(&rollout());
+    let router = GatewayRouter::new(client.clone(), names.clone(), "podinfo".into());
+    // A primary ref without weight has the default weight 1: all traffic to primary.
+    assert_eq!(router.current_weight().await.unwrap(), Some(0));
+    for w in [25, 100, 5] {
+        router.set_weight(w).await.unwrap();
+        assert_eq!(router.current_weight().await.unwrap(), Some(w));
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &gateway::api_resource());
+    let stored = api.get("podinfo").await.unwrap();
+    assert_eq!(stored.data["spec"]["parentRefs"][0]["name"], "gw");
+    router.cleanup().await.unwrap();
+    let stored = api.get("podinfo").await.unwrap();
+    let refs = stored.data["spec"]["rules"][0]["backendRefs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        refs,
+        vec![json!({"name": "podinfo-primary", "port": 80, "weight": 100})]
+    );
+}
