@@ -1,6 +1,7 @@
 //! Sluice controller: the pure rollout state machine (`core`), its simulator (`sim`), traffic
 //! routers, the standalone file-driven runner, the Kubernetes controller, the HTTP API and the CLI.
 
+pub mod analysis_bridge;
 pub mod api;
 pub mod bench;
 pub mod clock;

@@ -1,0 +1,358 @@
+//! Bridge from the Rollout's analysis settings (crds `AnalysisSpec` / `MetricSpec` and
+//! `AnalysisTemplate`s) to `sluice_analysis::analyse_step`, and from its verdicts back to the
+//! state machine's `AnalysisRun`. Used by both shells (Kubernetes and standalone).
+//!
+//! Built-in metric names are `<family>-<metric>` with family `nginx` or `traefik` and metric
+//! `success-rate`, `latency-p99`, `latency-mean`, `errors-vs-stable`, `latency-vs-stable`; the
+//! analysis crate's own names (`request-success-rate`, ...) are accepted too. Whether `nginx` means
+//! ingress-nginx or NGINX + mtail (and `traefik` the CRD or the file provider) comes from the
+//! shell's router ([`Provider`]). In custom comparison queries `{{arm}}` stands for the arm's name
+//! (the `primary` or `canary` variable).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sluice_analysis::{
+    analyse_step, AnalysisState, BucketSource, BuiltinMetric, Check, CountSource, CountTemplates,
+    InconclusiveCause, MetricState, MetricsSource, Provider, SequentialConfig, Variables,
+};
+use sluice_crds::{AnalysisSpec, AnalysisTemplate, ComparisonSpec, MetricSpec, RolloutStatus};
+
+use crate::core::{AnalysisRun, MetricOutcome, VerdictKind};
+
+/// Quantile of stable's latency whose bucket boundary the latency comparison judges at.
+pub const LATENCY_QUANTILE: f64 = 0.99;
+
+/// The template variables every metric may use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepVars {
+    pub namespace: String,
+    pub name: String,
+    /// Stable arm: Service name (Kubernetes) or version label / file service name (standalone).
+    pub primary: String,
+    /// Canary arm, same conventions.
+    pub canary: String,
+    /// PromQL range for threshold queries, e.g. `30s`.
+    pub interval: String,
+    pub ingress: String,
+    pub service: String,
+    /// Service port (Traefik on Kubernetes labels services `NS-SVC-PORT@kubernetes`).
+    pub port: String,
+}
+
+impl StepVars {
+    pub fn to_variables(&self) -> Variables {
+        [
+            ("namespace", &self.namespace),
+            ("name", &self.name),
+            ("primary", &self.primary),
+            ("canary", &self.canary),
+            ("interval", &self.interval),
+            ("ingress", &self.ingress),
+            ("service", &self.service),
+            ("port", &self.port),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+    }
+}
+
+/// The analysis interval as a PromQL duration (`2s`, `1m`), defaulting to `1m` when unparsable.
+pub fn promql_interval(spec: &AnalysisSpec) -> String {
+    sluice_crds::parse_duration(&spec.interval)
+        .map(sluice_crds::format_duration)
+        .unwrap_or_else(|_| "1m".to_string())
+}
+
+/// A metric that cannot be turned into a check (reported as an Error outcome every run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unresolved {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Metrics of the Rollout plus those of its templates, as analysis checks.
+pub fn resolve_metrics(
+    spec: &AnalysisSpec,
+    templates: &[AnalysisTemplate],
+    provider: Provider,
+) -> (Vec<sluice_analysis::MetricSpec>, Vec<Unresolved>) {
+    let mut wanted: Vec<(MetricSpec, BTreeMap<String, String>)> = Vec::new();
+    let mut bad = Vec::new();
+    for m in &spec.metrics {
+        wanted.push((m.clone(), m.args.clone()));
+    }
+    for r in &spec.templates {
+        let Some(t) = templates
+            .iter()
+            .find(|t| t.metadata.name.as_deref() == Some(r.name.as_str()))
+        else {
+            bad.push(Unresolved {
+                name: format!("template/{}", r.name),
+                reason: format!("AnalysisTemplate {:?} not found", r.name),
+            });
+            continue;
+        };
+        // Template defaults, overridden by the reference's args, overridden by the metric's.
+        let mut args: BTreeMap<String, String> = BTreeMap::new();
+        let mut missing = Vec::new();
+        for a in &t.spec.args {
+            match r.args.get(&a.name).or(a.value.as_ref()) {
+                Some(v) => {
+                    args.insert(a.name.clone(), v.clone());
+                }
+                None => missing.push(a.name.clone()),
+            }
+        }
+        for m in &t.spec.metrics {
+            if missing.is_empty() {
+                let mut all = args.clone();
+                all.extend(m.args.clone());
+                wanted.push((m.clone(), all));
+            } else {
+                bad.push(Unresolved {
+                    name: m.name.clone(),
+                    reason: format!(
+                        "AnalysisTemplate {:?} needs a value for {}",
+                        r.name,
+                        missing.join(", ")
+                    ),
+                });
+            }
+        }
+    }
+    let mut ok = Vec::new();
+    for (m, args) in wanted {
+        match to_check(&m, provider) {
+            Ok(check) => ok.push(sluice_analysis::MetricSpec {
+                name: m.name.clone(),
+                check,
+                args,
+            }),
+            Err(reason) => bad.push(Unresolved {
+                name: m.name.clone(),
+                reason,
+            }),
+        }
+    }
+    (ok, bad)
+}
+
+/// `nginx` / `traefik` in the shell's flavour (Kubernetes or files).
+fn family_provider(family: &str, base: Provider) -> Option<Provider> {
+    let files = matches!(base, Provider::NginxMtail | Provider::TraefikFile);
+    match (family, files) {
+        ("nginx", false) => Some(Provider::NginxIngress),
+        ("nginx", true) => Some(Provider::NginxMtail),
+        ("traefik", false) => Some(Provider::Traefik),
+        ("traefik", true) => Some(Provider::TraefikFile),
+        _ => None,
+    }
+}
+
+/// Parse a built-in name into its provider and metric.
+pub fn parse_builtin(name: &str, base: Provider) -> Result<(Provider, BuiltinMetric), String> {
+    if let Some(m) = BuiltinMetric::from_name(name) {
+        return Ok((base, m));
+    }
+    let (family, rest) = name
+        .split_once('-')
+        .ok_or_else(|| format!("unknown built-in metric {name:?}"))?;
+    let provider = family_provider(family, base).ok_or_else(|| {
+        format!("unknown built-in family {family:?} in {name:?} (nginx, traefik)")
+    })?;
+    let metric = match rest {
+        "success-rate" => BuiltinMetric::RequestSuccessRate,
+        "latency-p99" => BuiltinMetric::RequestDurationP99,
+        "latency-mean" => BuiltinMetric::RequestDurationMean,
+        "errors-vs-stable" => BuiltinMetric::ErrorRateComparison,
+        "latency-vs-stable" => BuiltinMetric::LatencyComparison,
+        other => return Err(format!("unknown built-in metric {other:?} in {name:?}")),
+    };
+    Ok((provider, metric))
+}
+
+fn sequential(c: Option<&ComparisonSpec>) -> SequentialConfig {
+    let d = SequentialConfig::default();
+    let Some(c) = c else {
+        return SequentialConfig {
+            tolerated_ratio: 1.2,
+            min_canary_requests: 200.0,
+            ..d
+        };
+    };
+    SequentialConfig {
+        alpha: c.alpha.unwrap_or(d.alpha),
+        beta: c.beta.unwrap_or(d.beta),
+        tolerated_ratio: c.tolerated_ratio.unwrap_or(1.2),
+        bad_ratio: c.degraded_ratio.unwrap_or(2.0),
+        min_canary_requests: c.min_canary_requests.unwrap_or(200) as f64,
+        ..d
+    }
+}
+
+/// `{{arm}}` becomes `{{primary}}` / `{{canary}}`, so the analysis crate escapes the value.
+fn arm_template(t: &str, arm: &str) -> String {
+    t.replace("{{arm}}", &format!("{{{{{arm}}}}}"))
+        .replace("{{ arm }}", &format!("{{{{{arm}}}}}"))
+}
+
+/// One crds metric as an analysis check.
+pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
+    let threshold = m.threshold.as_ref().map(|t| sluice_analysis::Threshold {
+        min: t.min,
+        max: t.max,
+    });
+    if let Some(name) = &m.builtin {
+        let (p, metric) = parse_builtin(name, provider)?;
+        return match metric {
+            BuiltinMetric::ErrorRateComparison => Ok(Check::ErrorComparison {
+                source: CountSource::Builtin(p),
+                settings: sequential(m.comparison.as_ref()),
+            }),
+            BuiltinMetric::LatencyComparison => Ok(Check::LatencyComparison {
+                source: BucketSource::Builtin(p),
+                quantile: LATENCY_QUANTILE,
+                boundary: m
+                    .comparison
+                    .as_ref()
+                    .and_then(|c| c.latency_boundary_seconds),
+                settings: sequential(m.comparison.as_ref()),
+            }),
+            _ => Ok(Check::BuiltinThreshold {
+                provider: p,
+                metric,
+                threshold: threshold
+                    .ok_or_else(|| format!("built-in {name:?} needs a threshold (min/max)"))?,
+            }),
+        };
+    }
+    if let Some(c) = &m.comparison {
+        let (Some(req), Some(bad)) = (&c.requests_query, &c.bad_query) else {
+            return Err("a custom comparison needs requestsQuery and badQuery".into());
+        };
+        return Ok(Check::ErrorComparison {
+            source: CountSource::Custom(CountTemplates {
+                canary_requests: arm_template(req, "canary"),
+                canary_bad: arm_template(bad, "canary"),
+                stable_requests: arm_template(req, "primary"),
+                stable_bad: arm_template(bad, "primary"),
+            }),
+            settings: sequential(Some(c)),
+        });
+    }
+    match (&m.query, threshold) {
+        (Some(q), Some(t)) => Ok(Check::Threshold {
+            query: q.clone(),
+            threshold: t,
+        }),
+        (Some(_), None) => Err("a query needs a threshold (min/max) or a comparison".into()),
+        (None, _) => Err("set builtin, query, or comparison.requestsQuery and badQuery".into()),
+    }
+}
+
+/// The analysis crate's per-metric memory from the persisted status.
+pub fn state_from_status(status: &RolloutStatus) -> AnalysisState {
+    let mut state = AnalysisState::default();
+    for m in &status.analysis.metrics {
+        let Some(v) = &m.sequential_state else {
+            continue;
+        };
+        match serde_json::from_value::<MetricState>(v.clone()) {
+            Ok(s) => {
+                state.metrics.insert(m.name.clone(), s);
+            }
+            Err(e) => {
+                tracing::warn!(metric = %m.name, error = %e, "dropping unreadable sequential state")
+            }
+        }
+    }
+    state
+}
+
+/// The state machine's verdict for an analysis verdict.
+pub fn map_verdict(v: &sluice_analysis::Verdict) -> VerdictKind {
+    use sluice_analysis::VerdictKind as A;
+    match (v.kind, v.cause) {
+        (A::Pass, _) => VerdictKind::Pass,
+        (A::Fail, _) => VerdictKind::Fail,
+        (A::Error, _) => VerdictKind::Error,
+        (A::Inconclusive, Some(InconclusiveCause::NotEnoughEvidence)) => VerdictKind::Pending,
+        (A::Inconclusive, _) => VerdictKind::Inconclusive,
+    }
+}
+
+fn reason(v: &sluice_analysis::Verdict) -> String {
+    match &v.evidence {
+        Some(e) => format!(
+            "{} [canary {}/{} bad, stable {}/{} bad, p_fail={:.3}, p_pass={:.3}]",
+            v.reason,
+            e.canary_bad,
+            e.canary_requests,
+            e.stable_bad,
+            e.stable_requests,
+            e.p_fail,
+            e.p_pass
+        ),
+        None => v.reason.clone(),
+    }
+}
+
+/// Everything one analysis run needs.
+pub struct RunInput<'a> {
+    pub spec: &'a AnalysisSpec,
+    pub templates: &'a [AnalysisTemplate],
+    pub status: &'a RolloutStatus,
+    pub vars: &'a StepVars,
+    /// The shell's router flavour for built-ins.
+    pub provider: Provider,
+    pub revision: &'a str,
+    pub now: DateTime<Utc>,
+}
+
+/// Run every metric once and return the run for `obs.analysis`. Never fails as a whole:
+/// problems become Error / Inconclusive outcomes.
+pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> AnalysisRun {
+    let (metrics, unresolved) = resolve_metrics(input.spec, input.templates, input.provider);
+    let state = state_from_status(input.status);
+    let outcome = analyse_step(
+        &metrics,
+        source,
+        &input.vars.to_variables(),
+        &state,
+        input.now,
+    )
+    .await;
+    let mut out: Vec<MetricOutcome> = outcome
+        .verdicts
+        .iter()
+        .map(|mv| MetricOutcome {
+            name: mv.name.clone(),
+            verdict: map_verdict(&mv.verdict),
+            value: mv.verdict.value.filter(|v| v.is_finite()),
+            reason: reason(&mv.verdict),
+            sequential_state: outcome
+                .state
+                .metrics
+                .get(&mv.name)
+                .and_then(|s| serde_json::to_value(s).ok()),
+        })
+        .collect();
+    out.extend(unresolved.into_iter().map(|u| MetricOutcome {
+        name: u.name,
+        verdict: VerdictKind::Error,
+        value: None,
+        reason: u.reason,
+        sequential_state: None,
+    }));
+    AnalysisRun {
+        at: input.now,
+        revision: input.revision.to_string(),
+        metrics: out,
+    }
+}
+
+#[cfg(test)]
+#[path = "analysis_bridge_tests.rs"]
+mod tests;

@@ -1,0 +1,321 @@
+//! Tests of the analysis bridge against the analysis crate's fake metrics source.
+
+use chrono::TimeZone;
+use sluice_analysis::builtin::{count_queries, Arm};
+use sluice_analysis::{render, FakeMetricsSource, QueryError, QueryResult};
+use sluice_crds::{AnalysisTemplateSpec, MetricStatus, TemplateArg, TemplateRef, Threshold};
+
+use super::*;
+
+fn vars() -> StepVars {
+    StepVars {
+        namespace: "standalone".into(),
+        name: "web".into(),
+        primary: "stable".into(),
+        canary: "canary".into(),
+        interval: "10s".into(),
+        ingress: "web".into(),
+        service: "web".into(),
+        port: "80".into(),
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
+}
+
+const ERR_Q: &str =
+    r#"sum(rate(http_requests_total{version="{{canary}}",code=~"5.."}[{{interval}}]))"#;
+const ERR_Q_RENDERED: &str = r#"sum(rate(http_requests_total{version="canary",code=~"5.."}[10s]))"#;
+
+fn threshold_metric(name: &str, max: f64) -> MetricSpec {
+    MetricSpec {
+        name: name.into(),
+        query: Some(ERR_Q.into()),
+        threshold: Some(Threshold {
+            min: None,
+            max: Some(max),
+        }),
+        ..Default::default()
+    }
+}
+
+async fn run(
+    spec: &AnalysisSpec,
+    templates: &[AnalysisTemplate],
+    status: &RolloutStatus,
+    fake: &FakeMetricsSource,
+    now: DateTime<Utc>,
+) -> AnalysisRun {
+    let v = vars();
+    run_analysis(
+        RunInput {
+            spec,
+            templates,
+            status,
+            vars: &v,
+            provider: Provider::NginxMtail,
+            revision: "v2",
+            now,
+        },
+        fake,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn threshold_verdicts_map_to_pass_fail_inconclusive_error() {
+    let spec = AnalysisSpec {
+        metrics: vec![threshold_metric("errors", 0.5)],
+        ..Default::default()
+    };
+    let st = RolloutStatus::default();
+    let fake = FakeMetricsSource::new();
+    let cases: Vec<(Result<QueryResult, QueryError>, VerdictKind)> = vec![
+        (Ok(QueryResult::single(0.1)), VerdictKind::Pass),
+        (Ok(QueryResult::single(0.9)), VerdictKind::Fail),
+        (Ok(QueryResult::Vector(vec![])), VerdictKind::Inconclusive),
+        (Ok(QueryResult::single(f64::NAN)), VerdictKind::Inconclusive),
+        (
+            Err(QueryError::Connect("refused".into())),
+            VerdictKind::Error,
+        ),
+    ];
+    for (answer, want) in cases {
+        fake.set(ERR_Q_RENDERED, answer.clone());
+        let r = run(&spec, &[], &st, &fake, t0()).await;
+        assert_eq!(r.revision, "v2");
+        assert_eq!(r.at, t0());
+        assert_eq!(r.metrics.len(), 1);
+        assert_eq!(r.metrics[0].verdict, want, "{answer:?}: {:?}", r.metrics[0]);
+        assert_eq!(r.metrics[0].name, "errors");
+        if want == VerdictKind::Fail {
+            assert_eq!(r.metrics[0].value, Some(0.9));
+        }
+        assert!(!r.metrics[0].reason.is_empty());
+    }
+    assert!(fake.calls().iter().all(|q| q == ERR_Q_RENDERED));
+}
+
+fn arm_counts(fake: &FakeMetricsSource, interval: &str, counts: [f64; 4]) {
+    let mut v = vars().to_variables();
+    v.insert("interval".into(), interval.into());
+    let (c, s) = (
+        count_queries(Provider::NginxMtail, Arm::Canary),
+        count_queries(Provider::NginxMtail, Arm::Stable),
+    );
+    for (t, x) in [
+        (&c.requests, counts[0]),
+        (&c.errors, counts[1]),
+        (&s.requests, counts[2]),
+        (&s.errors, counts[3]),
+    ] {
+        fake.set_value(render(t, &v).unwrap(), x);
+    }
+}
+
+#[tokio::test]
+async fn comparison_is_pending_then_fails_and_carries_sequential_state() {
+    let spec = AnalysisSpec {
+        metrics: vec![MetricSpec {
+            name: "errors-vs-stable".into(),
+            builtin: Some("nginx-errors-vs-stable".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let fake = FakeMetricsSource::new();
+    // Few requests, no errors anywhere: still collecting evidence.
+    arm_counts(&fake, "10s", [5.0, 0.0, 45.0, 0.0]);
+    let first = run(&spec, &[], &RolloutStatus::default(), &fake, t0()).await;
+    let m = &first.metrics[0];
+    assert_eq!(m.verdict, VerdictKind::Pending, "{m:?}");
+    let saved = m.sequential_state.clone().expect("state to persist");
+    // The state travels through status; the next window is the 5 s since the last one.
+    let mut status = RolloutStatus::default();
+    status.analysis.metrics.push(MetricStatus {
+        name: "errors-vs-stable".into(),
+        sequential_state: Some(saved.clone()),
+        ..Default::default()
+    });
+    assert_eq!(state_from_status(&status).metrics.len(), 1);
+    arm_counts(&fake, "5000ms", [100.0, 50.0, 900.0, 9.0]);
+    let later = t0() + chrono::Duration::seconds(5);
+    let second = run(&spec, &[], &status, &fake, later).await;
+    let m = &second.metrics[0];
+    assert_eq!(m.verdict, VerdictKind::Fail, "{m:?}");
+    assert!(m.reason.contains("p_fail"), "{}", m.reason);
+    assert_ne!(m.sequential_state.as_ref(), Some(&saved));
+    // Without the saved state the same counts are judged from scratch at the first window.
+    let fresh = run(&spec, &[], &RolloutStatus::default(), &fake, later).await;
+    assert!(fake.calls().iter().any(|q| q.contains("[5000ms]")));
+    assert!(matches!(fresh.metrics[0].verdict, VerdictKind::Pending));
+}
+
+#[tokio::test]
+async fn templates_args_and_unresolvable_metrics() {
+    let tmpl = AnalysisTemplate::new(
+        "error-rate",
+        AnalysisTemplateSpec {
+            args: vec![
+                TemplateArg {
+                    name: "code".into(),
+                    value: Some("5..".into()),
+                },
+                TemplateArg {
+                    name: "job".into(),
+                    value: None,
+                },
+            ],
+            metrics: vec![MetricSpec {
+                name: "tmpl-errors".into(),
+                query: Some(
+                    r#"sum(rate(x{job="{{job}}",code=~"{{code}}",v="{{canary}}"}[{{interval}}]))"#
+                        .into(),
+                ),
+                threshold: Some(Threshold {
+                    min: None,
+                    max: Some(1.0),
+                }),
+                ..Default::default()
+            }],
+        },
+    );
+    let with_ref = |args: &[(&str, &str)]| AnalysisSpec {
+        metrics: vec![MetricSpec {
+            name: "broken".into(),
+            builtin: Some("haproxy-success-rate".into()),
+            ..Default::default()
+        }],
+        templates: vec![
+            TemplateRef {
+                name: "error-rate".into(),
+                args: args
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+            TemplateRef {
+                name: "nope".into(),
+                args: Default::default(),
+            },
+        ],
+        ..Default::default()
+    };
+    let fake = FakeMetricsSource::new();
+    fake.set_value(
+        r#"sum(rate(x{job="api",code=~"4..",v="canary"}[10s]))"#,
+        0.5,
+    );
+    let r = run(
+        &with_ref(&[("job", "api"), ("code", "4..")]),
+        std::slice::from_ref(&tmpl),
+        &RolloutStatus::default(),
+        &fake,
+        t0(),
+    )
+    .await;
+    let by_name = |n: &str| r.metrics.iter().find(|m| m.name == n).unwrap().clone();
+    assert_eq!(by_name("tmpl-errors").verdict, VerdictKind::Pass);
+    assert_eq!(by_name("broken").verdict, VerdictKind::Error);
+    assert!(by_name("broken").reason.contains("haproxy"));
+    assert_eq!(by_name("template/nope").verdict, VerdictKind::Error);
+    // The required arg `job` missing: that template's metric is an Error naming it.
+    let r = run(
+        &with_ref(&[]),
+        &[tmpl],
+        &RolloutStatus::default(),
+        &fake,
+        t0(),
+    )
+    .await;
+    let m = r.metrics.iter().find(|m| m.name == "tmpl-errors").unwrap();
+    assert_eq!(m.verdict, VerdictKind::Error);
+    assert!(m.reason.contains("job"), "{}", m.reason);
+}
+
+#[test]
+fn builtin_names_follow_the_router_flavour() {
+    use BuiltinMetric::*;
+    assert_eq!(
+        parse_builtin("nginx-success-rate", Provider::NginxMtail),
+        Ok((Provider::NginxMtail, RequestSuccessRate))
+    );
+    assert_eq!(
+        parse_builtin("nginx-latency-p99", Provider::Traefik),
+        Ok((Provider::NginxIngress, RequestDurationP99))
+    );
+    assert_eq!(
+        parse_builtin("traefik-latency-vs-stable", Provider::NginxMtail),
+        Ok((Provider::TraefikFile, LatencyComparison))
+    );
+    assert_eq!(
+        parse_builtin("request-duration-mean", Provider::Traefik),
+        Ok((Provider::Traefik, RequestDurationMean))
+    );
+    assert!(parse_builtin("nginx-nope", Provider::Traefik).is_err());
+    assert!(parse_builtin("plain", Provider::Traefik).is_err());
+    // A threshold built-in without a threshold is refused.
+    let m = MetricSpec {
+        name: "x".into(),
+        builtin: Some("nginx-success-rate".into()),
+        ..Default::default()
+    };
+    assert!(to_check(&m, Provider::NginxMtail).is_err());
+}
+
+#[test]
+fn custom_comparison_substitutes_the_arm() {
+    let m = MetricSpec {
+        name: "c".into(),
+        comparison: Some(ComparisonSpec {
+            requests_query: Some(r#"sum(increase(r{v="{{arm}}"}[{{interval}}]))"#.into()),
+            bad_query: Some(r#"sum(increase(r{v="{{ arm }}",code="500"}[{{interval}}]))"#.into()),
+            tolerated_ratio: Some(1.5),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match to_check(&m, Provider::NginxMtail).unwrap() {
+        Check::ErrorComparison {
+            source: CountSource::Custom(t),
+            settings,
+        } => {
+            assert_eq!(
+                t.canary_requests,
+                r#"sum(increase(r{v="{{canary}}"}[{{interval}}]))"#
+            );
+            assert_eq!(
+                t.stable_bad,
+                r#"sum(increase(r{v="{{primary}}",code="500"}[{{interval}}]))"#
+            );
+            assert_eq!(settings.tolerated_ratio, 1.5);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn verdict_mapping() {
+    use sluice_analysis::Verdict;
+    let inc = |c| Verdict::inconclusive(c, None, "x");
+    assert_eq!(map_verdict(&Verdict::pass(None, "")), VerdictKind::Pass);
+    assert_eq!(map_verdict(&Verdict::fail(None, "")), VerdictKind::Fail);
+    assert_eq!(map_verdict(&Verdict::error("")), VerdictKind::Error);
+    for c in [
+        InconclusiveCause::NoData,
+        InconclusiveCause::NaN,
+        InconclusiveCause::NoTraffic,
+    ] {
+        assert_eq!(map_verdict(&inc(c)), VerdictKind::Inconclusive);
+    }
+    assert_eq!(
+        map_verdict(&inc(InconclusiveCause::NotEnoughEvidence)),
+        VerdictKind::Pending
+    );
+    let spec = AnalysisSpec {
+        interval: "90s".into(),
+        ..Default::default()
+    };
+    assert_eq!(promql_interval(&spec), "1m30s");
+}
