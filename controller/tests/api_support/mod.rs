@@ -112,8 +112,11 @@ pub async fn call(
     Reply { status, json, text }
 }
 
-/// An Alertmanager v4 payload with the given alerts (labels, status, fingerprint).
-pub fn am_payload(alerts: &[(&[(&str, &str)], &str, &str)]) -> serde_json::Value {
+/// One test alert: labels, status, fingerprint.
+pub type TestAlert<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
+/// An Alertmanager v4 payload with the given alerts.
+pub fn am_payload(alerts: &[TestAlert<'_>]) -> serde_json::Value {
     let alerts: Vec<serde_json::Value> = alerts
         .iter()
         .map(|(labels, status, fp)| {

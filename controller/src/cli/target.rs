@@ -1,0 +1,248 @@
+//! Where CLI commands go: the cluster through kubeconfig (Rollout objects, annotation patch) or a
+//! Sluice HTTP API (`--server URL --token T`, e.g. standalone mode).
+
+use anyhow::{anyhow, bail, Context as _};
+use chrono::Utc;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use sluice_crds::{Command, CommandAction};
+
+use crate::api::error::ErrorBody;
+use crate::api::outcome::check_command;
+use crate::api::rollouts::{CommandBody, CommandResponse};
+use crate::api::{RolloutList, RolloutView};
+use crate::store::{KubeStore, RolloutStore, StoreError};
+
+/// Connection options shared by the client commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientOpts {
+    /// Namespace of the rollout (default: the kubeconfig's namespace, or `default` with --server).
+    #[arg(short = 'n', long, env = "SLUICE_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Talk to a Sluice HTTP API instead of the cluster, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, env = "SLUICE_SERVER")]
+    pub server: Option<String>,
+    /// Bearer token for --server (a static API token or a Kubernetes token).
+    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// A connected target.
+pub enum Target {
+    Kube {
+        store: KubeStore,
+        namespace: String,
+    },
+    Http {
+        client: reqwest::Client,
+        base: String,
+        token: Option<String>,
+        namespace: String,
+    },
+}
+
+impl Target {
+    pub async fn connect(opts: &ClientOpts) -> anyhow::Result<Target> {
+        if let Some(server) = &opts.server {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()
+                .context("building the HTTP client")?;
+            return Ok(Target::Http {
+                client,
+                base: server.trim_end_matches('/').to_string(),
+                token: opts.token.clone(),
+                namespace: opts
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".to_string()),
+            });
+        }
+        let client = kube::Client::try_default().await.context(
+            "cannot reach the Kubernetes API (set KUBECONFIG, or use --server URL for a Sluice API)",
+        )?;
+        let namespace = opts
+            .namespace
+            .clone()
+            .unwrap_or_else(|| client.default_namespace().to_string());
+        Ok(Target::Kube {
+            store: KubeStore::new(client),
+            namespace,
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        match self {
+            Target::Kube { namespace, .. } | Target::Http { namespace, .. } => namespace,
+        }
+    }
+
+    fn url(base: &str, ns: &str, name: &str, suffix: &str) -> String {
+        format!("{base}/api/v1/namespaces/{ns}/rollouts/{name}{suffix}")
+    }
+
+    async fn http_json<T: serde::de::DeserializeOwned>(
+        req: reqwest::RequestBuilder,
+        token: &Option<String>,
+    ) -> anyhow::Result<T> {
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let resp = req
+            .send()
+            .await
+            .context("HTTP request to the Sluice API failed")?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.context("reading the API's answer")?;
+        if !status.is_success() {
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| format!("{} ({})", e.message, e.error))
+                .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+            bail!("API answered {status}: {msg}");
+        }
+        serde_json::from_slice(&bytes).context("unexpected answer from the Sluice API")
+    }
+
+    /// The rollout's status view.
+    pub async fn get(&self, name: &str) -> anyhow::Result<RolloutView> {
+        match self {
+            Target::Kube { store, namespace } => {
+                let r = store.get(namespace, name).await.map_err(store_err)?;
+                Ok(RolloutView::from_rollout(&r))
+            }
+            Target::Http {
+                client,
+                base,
+                token,
+                namespace,
+            } => Self::http_json(client.get(Self::url(base, namespace, name, "")), token).await,
+        }
+    }
+
+    /// All rollouts (of the namespace for the cluster target when `-n` was given).
+    pub async fn list(&self) -> anyhow::Result<Vec<RolloutView>> {
+        match self {
+            Target::Kube { store, .. } => {
+                let items = store.list().await.map_err(store_err)?;
+                Ok(items.iter().map(RolloutView::from_rollout).collect())
+            }
+            Target::Http {
+                client,
+                base,
+                token,
+                ..
+            } => {
+                let list: RolloutList =
+                    Self::http_json(client.get(format!("{base}/api/v1/rollouts")), token).await?;
+                Ok(list.items)
+            }
+        }
+    }
+
+    /// Send a command; returns the written command.
+    pub async fn command(
+        &self,
+        name: &str,
+        action: CommandAction,
+        reason: Option<String>,
+        revision: Option<String>,
+    ) -> anyhow::Result<Command> {
+        match self {
+            Target::Kube { store, namespace } => {
+                let now = Utc::now();
+                let view = self.get(name).await?;
+                check_command(&view, action, revision.as_deref(), now)
+                    .map_err(|(_, msg)| anyhow!(msg))?;
+                let who = std::env::var("USER").unwrap_or_else(|_| "cli".to_string());
+                let cmd = Command {
+                    id: format!("cli-{:016x}", rand::random::<u64>()),
+                    action,
+                    by: Some(format!("cli:{who}")),
+                    reason,
+                    alert_name: None,
+                    fingerprint: None,
+                    revision,
+                    at: now,
+                };
+                store
+                    .command(namespace, name, cmd.clone())
+                    .await
+                    .map_err(store_err)?;
+                Ok(cmd)
+            }
+            Target::Http {
+                client,
+                base,
+                token,
+                namespace,
+            } => {
+                let path = match action {
+                    CommandAction::Promote => "/promote",
+                    CommandAction::PromoteFull => "/promote?full=true",
+                    CommandAction::Abort => "/abort",
+                    CommandAction::Pause => "/pause",
+                    CommandAction::Resume => "/resume",
+                };
+                let body = CommandBody { reason, revision };
+                let resp: CommandResponse = Self::http_json(
+                    client
+                        .post(Self::url(base, namespace, name, path))
+                        .json(&body),
+                    token,
+                )
+                .await?;
+                Ok(resp.command)
+            }
+        }
+    }
+
+    /// Point `container` of the rollout's target Deployment at `image` (starts a rollout).
+    pub async fn set_image(
+        &self,
+        name: &str,
+        container: &str,
+        image: &str,
+    ) -> anyhow::Result<String> {
+        let Target::Kube { store, namespace } = self else {
+            bail!("set-image changes a Deployment and needs cluster access (kubeconfig), not --server");
+        };
+        let rollout = store.get(namespace, name).await.map_err(store_err)?;
+        let deployment = rollout.spec.target_ref.name.clone();
+        let api: Api<Deployment> = Api::namespaced(store.client().clone(), namespace);
+        let d = api
+            .get(&deployment)
+            .await
+            .with_context(|| format!("reading Deployment {namespace}/{deployment}"))?;
+        let names: Vec<String> = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .map(|p| p.containers.into_iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        if !names.iter().any(|n| n == container) {
+            bail!(
+                "Deployment {namespace}/{deployment} has no container {container:?} (containers: {})",
+                names.join(", ")
+            );
+        }
+        api.patch(
+            &deployment,
+            &PatchParams::default(),
+            &Patch::Strategic(set_image_patch(container, image)),
+        )
+        .await
+        .with_context(|| format!("patching Deployment {namespace}/{deployment}"))?;
+        Ok(deployment)
+    }
+}
+
+/// Strategic merge patch setting one container's image (containers merge by name).
+pub fn set_image_patch(container: &str, image: &str) -> serde_json::Value {
+    serde_json::json!({
+        "spec": {"template": {"spec": {"containers": [{"name": container, "image": image}]}}}
+    })
+}
+
+fn store_err(e: StoreError) -> anyhow::Error {
+    anyhow!(e)
+}
