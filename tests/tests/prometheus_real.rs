@@ -1,6 +1,7 @@
-//! sluice-analysis against a real Prometheus: a small exporter serves mtail-style stable and
-//! canary series with known counts that grow every 250 ms; Prometheus scrapes it every 1 s; the
-//! built-in queries and the judges must give the expected verdicts through the HTTP API.
+//! sluice-analysis against a real Prometheus: a small exporter serves stable and canary series
+//! in the shapes of every provider (mtail, Traefik file / Kubernetes, ingress-nginx) with known
+//! counts that grow every 250 ms; Prometheus scrapes it every 1 s; the built-in queries and the
+//! judges must give the expected verdicts through the HTTP API.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -62,47 +63,57 @@ struct Counters {
     ticks: u64,
 }
 
+/// Metric families of every provider: (requests counter, code label, duration histogram, labels of a version).
+fn families(version: &str) -> [(&'static str, &'static str, &'static str, String); 4] {
+    [
+        (
+            "nginx_upstream_requests_total",
+            "code",
+            "nginx_upstream_request_duration_seconds",
+            format!("version=\"{version}\""),
+        ),
+        (
+            "traefik_service_requests_total",
+            "code",
+            "traefik_service_request_duration_seconds",
+            format!("service=\"{version}@file\""),
+        ),
+        (
+            "traefik_service_requests_total",
+            "code",
+            "traefik_service_request_duration_seconds",
+            format!("service=\"shop-{version}-80@kubernetes\""),
+        ),
+        (
+            "nginx_ingress_controller_requests",
+            "status",
+            "nginx_ingress_controller_request_duration_seconds",
+            format!("namespace=\"shop\",ingress=\"{version}\""),
+        ),
+    ]
+}
+
 fn render_metrics(ticks: u64) -> String {
-    let mut out = String::from("# TYPE nginx_upstream_requests_total counter\n");
+    let mut out = String::new();
     for p in PROFILES {
         // "idle" keeps fixed counters (series exist, rates are 0).
-        let t = if p.name == "idle" { 1 } else { ticks };
         let (req, err) = if p.name == "idle" {
             (500, 5)
         } else {
-            (p.requests * t, p.errors * t)
+            (p.requests * ticks, p.errors * ticks)
         };
-        let _ = writeln!(
-            out,
-            "nginx_upstream_requests_total{{version=\"{}\",code=\"200\"}} {}",
-            p.name,
-            req - err
-        );
-        let _ = writeln!(
-            out,
-            "nginx_upstream_requests_total{{version=\"{}\",code=\"500\"}} {}",
-            p.name, err
-        );
-    }
-    out.push_str("# TYPE nginx_upstream_request_duration_seconds histogram\n");
-    for p in PROFILES {
         let t = if p.name == "idle" { 0 } else { ticks };
-        let mut cum = 0;
-        for (le, n) in BUCKETS.iter().zip(p.per_bucket) {
-            cum += n * t;
-            let _ = writeln!(out, "nginx_upstream_request_duration_seconds_bucket{{version=\"{}\",le=\"{le}\"}} {cum}", p.name);
+        for (requests, code, duration, labels) in families(p.name) {
+            let _ = writeln!(out, "{requests}{{{labels},{code}=\"200\"}} {}", req - err);
+            let _ = writeln!(out, "{requests}{{{labels},{code}=\"500\"}} {err}");
+            let mut cum = 0;
+            for (le, n) in BUCKETS.iter().zip(p.per_bucket) {
+                cum += n * t;
+                let _ = writeln!(out, "{duration}_bucket{{{labels},le=\"{le}\"}} {cum}");
+            }
+            let _ = writeln!(out, "{duration}_sum{{{labels}}} {}", 0.04 * cum as f64);
+            let _ = writeln!(out, "{duration}_count{{{labels}}} {cum}");
         }
-        let _ = writeln!(
-            out,
-            "nginx_upstream_request_duration_seconds_sum{{version=\"{}\"}} {}",
-            p.name,
-            0.04 * cum as f64
-        );
-        let _ = writeln!(
-            out,
-            "nginx_upstream_request_duration_seconds_count{{version=\"{}\"}} {cum}",
-            p.name
-        );
     }
     out
 }
@@ -148,8 +159,19 @@ async fn start_exporter() -> Exporter {
     }
 }
 
+const PROVIDERS: [Provider; 4] = [
+    Provider::NginxMtail,
+    Provider::TraefikFile,
+    Provider::Traefik,
+    Provider::NginxIngress,
+];
+
 fn vars(canary: &str) -> Variables {
     [
+        ("namespace", "shop"),
+        ("ingress", "stable"),
+        ("canary_ingress", canary),
+        ("port", "80"),
         ("primary", "stable"),
         ("canary", canary),
         ("interval", "5s"),
@@ -159,7 +181,7 @@ fn vars(canary: &str) -> Variables {
     .collect()
 }
 
-fn metrics() -> Vec<MetricSpec> {
+fn metrics(provider: Provider) -> Vec<MetricSpec> {
     let m = |name: &str, check: Check| MetricSpec {
         name: name.into(),
         check,
@@ -169,14 +191,14 @@ fn metrics() -> Vec<MetricSpec> {
         m(
             "errors",
             Check::ErrorComparison {
-                source: CountSource::Builtin(Provider::NginxMtail),
+                source: CountSource::Builtin(provider),
                 settings: SequentialConfig::default(),
             },
         ),
         m(
             "latency",
             Check::LatencyComparison {
-                source: BucketSource::Builtin(Provider::NginxMtail),
+                source: BucketSource::Builtin(provider),
                 quantile: 0.95,
                 boundary: None,
                 settings: SequentialConfig::default(),
@@ -185,7 +207,7 @@ fn metrics() -> Vec<MetricSpec> {
         m(
             "success-rate",
             Check::BuiltinThreshold {
-                provider: Provider::NginxMtail,
+                provider,
                 metric: BuiltinMetric::RequestSuccessRate,
                 threshold: Threshold {
                     min: Some(0.95),
@@ -196,11 +218,22 @@ fn metrics() -> Vec<MetricSpec> {
         m(
             "p99",
             Check::BuiltinThreshold {
-                provider: Provider::NginxMtail,
+                provider,
                 metric: BuiltinMetric::RequestDurationP99,
                 threshold: Threshold {
                     min: None,
                     max: Some(2.0),
+                },
+            },
+        ),
+        m(
+            "mean",
+            Check::BuiltinThreshold {
+                provider,
+                metric: BuiltinMetric::RequestDurationMean,
+                threshold: Threshold {
+                    min: None,
+                    max: Some(1.0),
                 },
             },
         ),
@@ -211,7 +244,7 @@ fn metrics() -> Vec<MetricSpec> {
 async fn builtin_queries_and_judges_on_real_prometheus() {
     let exporter = start_exporter().await;
     let prom = Prometheus::builder()
-        .scrape("mtail", [exporter.addr.clone()])
+        .scrape("exporter", [exporter.addr.clone()])
         .start()
         .await
         .unwrap();
@@ -248,90 +281,141 @@ async fn builtin_queries_and_judges_on_real_prometheus() {
     // Wait until a 5 s window holds enough scrapes for increase() and rate().
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    let specs = metrics();
-    let (mut good_state, mut bad_state) = (AnalysisState::default(), AnalysisState::default());
-    let (mut good_passed, mut bad_failed) = (false, false);
+    // Per provider: (state of the good canary, of the bad one, good passed, bad failed).
+    let mut runs: Vec<(AnalysisState, AnalysisState, bool, bool)> =
+        vec![Default::default(); PROVIDERS.len()];
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut log = Vec::new();
-    while Instant::now() < deadline && !(good_passed && bad_failed) {
+    while Instant::now() < deadline && !runs.iter().all(|r| r.2 && r.3) {
         let now = chrono::Utc::now();
-        let good = analyse_step(&specs, &client, &vars("good"), &good_state, now).await;
-        let bad = analyse_step(&specs, &client, &vars("bad"), &bad_state, now).await;
-        for m in &good.verdicts {
-            assert_ne!(
-                m.verdict.kind,
-                VerdictKind::Fail,
-                "healthy canary failed {}: {} ({:?})",
-                m.name,
-                m.verdict.reason,
-                m.queries
-            );
-            assert_ne!(
-                m.verdict.kind,
-                VerdictKind::Error,
-                "{}: {}",
-                m.name,
-                m.verdict.reason
-            );
+        for (provider, run) in PROVIDERS.iter().zip(runs.iter_mut()) {
+            let specs = metrics(*provider);
+            let good = analyse_step(&specs, &client, &vars("good"), &run.0, now).await;
+            let bad = analyse_step(&specs, &client, &vars("bad"), &run.1, now).await;
+            for m in good.verdicts.iter().chain(&bad.verdicts) {
+                assert_ne!(
+                    m.verdict.kind,
+                    VerdictKind::Error,
+                    "{provider:?} {}: {} ({:?})",
+                    m.name,
+                    m.verdict.reason,
+                    m.queries
+                );
+            }
+            for m in &good.verdicts {
+                assert_ne!(
+                    m.verdict.kind,
+                    VerdictKind::Fail,
+                    "{provider:?}: healthy canary failed {}: {}",
+                    m.name,
+                    m.verdict.reason
+                );
+            }
+            log.push(format!(
+                "{provider:?} good: {:?} {}\n{provider:?} bad: {:?} {}",
+                good.summary.kind, good.summary.reason, bad.summary.kind, bad.summary.reason
+            ));
+            run.2 |= good.summary.kind == VerdictKind::Pass;
+            if bad.summary.kind == VerdictKind::Fail {
+                run.3 = true;
+                let errors = &bad.verdicts[0].verdict;
+                assert_eq!(
+                    errors.kind,
+                    VerdictKind::Fail,
+                    "{provider:?}: {}",
+                    errors.reason
+                );
+                let ev = errors.evidence.as_ref().unwrap();
+                assert!(
+                    ev.e_fail >= ev.fail_threshold && ev.estimate.unwrap() > 5.0,
+                    "{ev:?}"
+                );
+                assert_eq!(
+                    bad.verdicts[1].verdict.kind,
+                    VerdictKind::Fail,
+                    "{provider:?} latency: {}",
+                    bad.verdicts[1].verdict.reason
+                );
+                let success = &bad.verdicts[2].verdict;
+                assert_eq!(
+                    success.kind,
+                    VerdictKind::Fail,
+                    "{provider:?} success rate: {}",
+                    success.reason
+                );
+                assert!(
+                    (success.value.unwrap() - 0.9).abs() < 0.01,
+                    "{}",
+                    success.reason
+                );
+            }
+            (run.0, run.1) = (good.state, bad.state);
         }
-        for m in &bad.verdicts {
-            assert_ne!(
-                m.verdict.kind,
-                VerdictKind::Error,
-                "{}: {}",
-                m.name,
-                m.verdict.reason
-            );
-        }
-        log.push(format!(
-            "good: {:?} {} | bad: {:?} {}",
-            good.summary.kind, good.summary.reason, bad.summary.kind, bad.summary.reason
-        ));
-        good_passed |= good.summary.kind == VerdictKind::Pass;
-        if bad.summary.kind == VerdictKind::Fail {
-            bad_failed = true;
-            let errors = &bad.verdicts[0].verdict;
-            assert_eq!(errors.kind, VerdictKind::Fail, "{}", errors.reason);
-            let ev = errors.evidence.as_ref().unwrap();
-            assert!(
-                ev.e_fail >= ev.fail_threshold && ev.estimate.unwrap() > 5.0,
-                "{ev:?}"
-            );
-            let success = &bad.verdicts[2].verdict;
-            assert_eq!(
-                success.kind,
-                VerdictKind::Fail,
-                "success rate of the bad canary: {}",
-                success.reason
-            );
-            assert!(
-                (success.value.unwrap() - 0.9).abs() < 0.01,
-                "{}",
-                success.reason
-            );
-        }
-        (good_state, bad_state) = (good.state, bad.state);
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     println!("{}", log.join("\n"));
+    for (provider, run) in PROVIDERS.iter().zip(&runs) {
+        assert!(
+            run.3,
+            "{provider:?}: bad canary was not rolled back:\n{}",
+            log.join("\n")
+        );
+        assert!(
+            run.2,
+            "{provider:?}: healthy canary never passed:\n{}",
+            log.join("\n")
+        );
+        let latency = run.0.metrics["latency"].sequential.as_ref().unwrap();
+        assert_eq!(
+            latency.boundary,
+            Some(0.05),
+            "boundary at stable's p95 bucket"
+        );
+    }
+
+    // Later windows cover exactly the time since the previous one: the counted canary requests
+    // grow by about 4000/s times the elapsed time, neither double-counted nor lost.
+    let specs = metrics(Provider::NginxMtail);
+    let mut state = runs[0].0.clone();
+    let before = state.metrics["errors"]
+        .sequential
+        .as_ref()
+        .unwrap()
+        .canary_requests;
+    let since = state.metrics["errors"].last_at.unwrap();
+    let mut now = since;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        now = chrono::Utc::now();
+        let out = analyse_step(&specs, &client, &vars("good"), &state, now).await;
+        assert_eq!(
+            out.summary.kind,
+            VerdictKind::Pass,
+            "{}",
+            out.summary.reason
+        );
+        assert!(
+            out.verdicts[0].queries[0].contains("ms])"),
+            "{:?}",
+            out.verdicts[0].queries
+        );
+        state = out.state;
+    }
+    let added = state.metrics["errors"]
+        .sequential
+        .as_ref()
+        .unwrap()
+        .canary_requests
+        - before;
+    let expected = 4000.0 * (now - since).num_milliseconds() as f64 / 1000.0;
+    println!("windows after the first: counted {added:.0} canary requests, expected about {expected:.0}");
     assert!(
-        bad_failed,
-        "bad canary was not rolled back:\n{}",
-        log.join("\n")
-    );
-    assert!(
-        good_passed,
-        "healthy canary never passed:\n{}",
-        log.join("\n")
-    );
-    let latency = good_state.metrics["latency"].sequential.as_ref().unwrap();
-    assert_eq!(
-        latency.boundary,
-        Some(0.05),
-        "boundary at stable's p95 bucket"
+        (added / expected - 1.0).abs() < 0.2,
+        "counted {added} canary requests, expected about {expected}"
     );
 
     // A canary that serves nothing: NaN success rate and no traffic, never Pass or Fail.
+    let specs = metrics(Provider::NginxMtail);
     let idle = analyse_step(
         &specs,
         &client,
