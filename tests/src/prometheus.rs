@@ -93,18 +93,25 @@ impl PrometheusBuilder {
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-lifecycle")
+            // Default 1m: an alert that fired before Alertmanager was discovered would wait that long.
+            .arg("--rules.alert.resend-delay=1s")
             .current_dir(dir.path());
         let mut proc = Proc::spawn("prometheus", &mut cmd, &dir.path().join("prometheus.log"))?;
         let url = format!("http://127.0.0.1:{port}");
         proc.wait_ready(&format!("{url}/-/ready"), READY_TIMEOUT)
             .await?;
-        Ok(Prometheus {
+        let prom = Prometheus {
             proc,
             port,
             config,
             rules,
             dir,
-        })
+        };
+        if self.alertmanager.is_some() {
+            // Service discovery hands the Alertmanager over only after ~5 s; alerts before that are dropped.
+            prom.wait_alertmanager_discovered(READY_TIMEOUT).await?;
+        }
+        Ok(prom)
     }
 }
 
@@ -193,6 +200,35 @@ impl Prometheus {
     /// The process guard (pid, log tail).
     pub fn process(&self) -> &Proc {
         &self.proc
+    }
+
+    /// Waits until Prometheus' notifier knows an Alertmanager
+    /// (`prometheus_notifications_alertmanagers_discovered` >= 1; about 5 s after start).
+    pub async fn wait_alertmanager_discovered(&self, timeout: Duration) -> Result<()> {
+        let url = format!("{}/metrics", self.url());
+        let start = Instant::now();
+        loop {
+            let last = match crate::http_client().get(&url).send().await {
+                Ok(r) => {
+                    let text = r.text().await.unwrap_or_default();
+                    let n =
+                        metric_value(&text, "prometheus_notifications_alertmanagers_discovered");
+                    if n.is_some_and(|n| n >= 1.0) {
+                        return Ok(());
+                    }
+                    format!("discovered = {n:?}")
+                }
+                Err(e) => e.to_string(),
+            };
+            if start.elapsed() > timeout {
+                return Err(TestbedError::Timeout {
+                    what: "Prometheus to discover its Alertmanager".into(),
+                    waited: start.elapsed(),
+                    last,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Replaces the rule file and reloads (`POST /-/reload`).
@@ -287,6 +323,13 @@ impl Prometheus {
     }
 }
 
+/// The value of an unlabelled sample `name` in Prometheus text format.
+fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|v| v.trim().parse().ok())
+}
+
 /// `(metric labels, value)` pairs of a query answer; a scalar gives one pair with `{}`.
 pub fn parse_values(body: &Value) -> Vec<(Value, f64)> {
     let data = &body["data"];
@@ -333,6 +376,13 @@ mod tests {
         let empty = prometheus_config(&[], None);
         assert!(empty.contains("scrape_configs: []"));
         assert!(!empty.contains("alerting"));
+    }
+
+    #[test]
+    fn reads_unlabelled_metric() {
+        let t = "# HELP x\nfoo_total{a=\"b\"} 3\nfoo 2\nfoo_bar 5\n";
+        assert_eq!(metric_value(t, "foo"), Some(2.0));
+        assert_eq!(metric_value(t, "missing"), None);
     }
 
     #[test]

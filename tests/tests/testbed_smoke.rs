@@ -144,21 +144,21 @@ async fn sink(
     }
 }
 
-async fn wait_for_status(rx: &Received, status: &str) -> Value {
+async fn wait_for(rx: &Received, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
     let start = Instant::now();
     loop {
         let found = rx
             .lock()
             .unwrap()
             .iter()
-            .find(|(_, b)| b["status"] == status)
+            .find(|(_, b)| pred(b))
             .map(|(_, b)| b.clone());
         if let Some(b) = found {
             return b;
         }
         assert!(
             start.elapsed() < WAIT,
-            "no {status} webhook: {:?}",
+            "no {what} webhook: {:?}",
             rx.lock().unwrap()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -182,7 +182,7 @@ async fn alertmanager_delivers_to_webhook_with_bearer_token() {
     am.post_alert(&labels, &[("summary", "canary 5xx above 5%")])
         .await
         .unwrap();
-    let firing = wait_for_status(&received, "firing").await;
+    let firing = wait_for(&received, "firing", |b| b["status"] == "firing").await;
     assert_eq!(firing["version"], "4");
     assert_eq!(firing["alerts"][0]["labels"]["rollout"], "demo");
     assert_eq!(
@@ -191,13 +191,51 @@ async fn alertmanager_delivers_to_webhook_with_bearer_token() {
     );
 
     am.resolve_alert(&labels).await.unwrap();
-    let resolved = wait_for_status(&received, "resolved").await;
+    let resolved = wait_for(&received, "resolved", |b| b["status"] == "resolved").await;
     assert_eq!(
         resolved["alerts"][0]["labels"]["alertname"],
         "CanaryHighErrorRate"
     );
+
+    // A Prometheus rule reaches the same sink through Alertmanager.
+    let _prom = Prometheus::builder()
+        .rules(
+            "groups:\n  - name: t\n    interval: 1s\n    rules:\n      - alert: TestbedRule\n        expr: vector(1)\n        labels: { rollout: from-rule }\n",
+        )
+        .alertmanager(&am.addr())
+        .start()
+        .await
+        .unwrap();
+    let from_rule = wait_for(&received, "rule alert", |b| {
+        b["alerts"][0]["labels"]["alertname"] == "TestbedRule"
+    })
+    .await;
+    assert_eq!(from_rule["alerts"][0]["labels"]["rollout"], "from-rule");
     for (auth, _) in received.lock().unwrap().iter() {
         assert_eq!(auth, "Bearer sink-token");
     }
     server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_counts_5xx_and_connection_errors() {
+    let app = DemoApp::start("canary", 0.0, 0.0).await.unwrap();
+    app.set(1.0, 0.0).await.unwrap();
+    let load = LoadGen::start(&app.url(), 200.0);
+    let window = load.measure(Duration::from_millis(500)).await;
+    let total = load.stop().await;
+    assert!(window.responses() > 0, "{window:?}");
+    assert_eq!(window.version_error_rate("canary"), 1.0, "{window:?}");
+    assert_eq!(total.server_errors(), total.responses(), "{total:?}");
+    assert!(total.responses() >= window.responses());
+
+    // Nothing listens on a fresh free port: every request is a transport error.
+    let dead = format!("http://127.0.0.1:{}/", sluice_tests::free_port());
+    let mut opts = LoadGenOptions::new(&dead, 50.0);
+    opts.duration = Some(Duration::from_millis(300));
+    opts.new_connection_per_request = true;
+    let refused = LoadGen::start_with(opts).wait().await;
+    assert!(refused.conn_errors > 0, "{refused:?}");
+    assert_eq!(refused.responses(), 0);
+    assert_eq!(refused.error_rate(), 1.0);
 }
