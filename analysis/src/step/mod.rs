@@ -187,6 +187,11 @@ async fn judge(
             boundary,
             settings,
         } => {
+            if !(*quantile > 0.0 && *quantile < 1.0) {
+                return Err(Verdict::error(format!(
+                    "latency quantile {quantile} must be in (0, 1)"
+                )));
+            }
             let (ts, tc) = bucket_templates(source);
             let stable = ctx.histogram("stable buckets", &ts, vars).await?;
             let canary = ctx.histogram("canary buckets", &tc, vars).await?;

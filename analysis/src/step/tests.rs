@@ -217,6 +217,18 @@ async fn latency_boundary_is_chosen_from_stable_and_kept() {
             .boundary,
         Some(0.25)
     );
+    // A quantile outside (0, 1) is a configuration error, not an endless wait.
+    let mut bad = spec.clone();
+    if let Check::LatencyComparison { quantile, .. } = &mut bad[0].check {
+        *quantile = 95.0;
+    }
+    let out = analyse_step(&bad, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
+    assert!(
+        out.summary.reason.contains("quantile"),
+        "{}",
+        out.summary.reason
+    );
+    assert_eq!(out.summary.kind, VerdictKind::Error);
     // An arg that redefines a step variable is refused.
     let mut bad = spec.clone();
     bad[0].args.insert("namespace".into(), "other".into());
