@@ -56,6 +56,11 @@ impl<'a> Ctx<'a> {
         self.effects.push(e);
     }
 
+    /// Withdraw an effect decided earlier in this call (superseded by a later decision).
+    pub fn retract(&mut self, e: &Effect) {
+        self.effects.retain(|x| x != e);
+    }
+
     pub fn event(&mut self, type_: EventType, reason: &str, message: impl Into<String>) {
         self.effects.push(Effect::Event {
             type_,

@@ -78,6 +78,9 @@ pub(crate) fn start(cx: &mut Ctx, revision: &str, reason: &str) {
         "canary scaling up",
         now,
     );
+    // The target already runs the new revision: a scale-down decided earlier in this call
+    // (end of the previous rollout) would only kill the pods we are about to use.
+    cx.retract(&Effect::ScaleCanary { up: false });
     cx.emit(Effect::ScaleCanary { up: true });
     cx.event(EventType::Normal, reason, msg);
 }

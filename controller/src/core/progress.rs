@@ -12,13 +12,16 @@ use super::plan::progress_deadline;
 use super::{holds, lifecycle, promotion, rollback, POLL};
 
 pub(crate) fn tick(cx: &mut Ctx) {
-    let Some(canary) = cx.st.canary_revision.clone() else {
+    let Some(mut canary) = cx.st.canary_revision.clone() else {
         cx.st.phase = Phase::Idle;
         return;
     };
     if cx.target_revision() != Some(canary.as_str()) {
-        superseded(cx, &canary);
-        return;
+        match superseded(cx, &canary) {
+            // Restarted on the newer revision: carry on with it in this call.
+            Some(new) => canary = new,
+            None => return,
+        }
     }
     if holds::apply(cx) {
         return;
@@ -37,7 +40,8 @@ pub(crate) fn tick(cx: &mut Ctx) {
 }
 
 /// The target runs a newer revision (or was reverted): weight 0 first, then restart on it.
-fn superseded(cx: &mut Ctx, old: &str) {
+/// Returns the new revision when the rollout restarted on it.
+fn superseded(cx: &mut Ctx, old: &str) -> Option<String> {
     let newer = cx.target_revision().map(str::to_string);
     let now = cx.now;
     if !cx.want_weight(0) {
@@ -53,12 +57,12 @@ fn superseded(cx: &mut Ctx, old: &str) {
         cx.st.phase = Phase::Progressing;
         cx.message(msg);
         cx.requeue_in(POLL);
-        return;
+        return None;
     }
     match newer {
         Some(new) if Some(new.as_str()) != cx.st.stable_revision.as_deref() => {
             lifecycle::start(cx, &new, "RolloutRestarted");
-            cx.requeue_in(POLL);
+            Some(new)
         }
         _ => {
             // Reverted to stable (or deleted): nothing left to roll out.
@@ -72,6 +76,7 @@ fn superseded(cx: &mut Ctx, old: &str) {
                 .set_condition(cond::PAUSED, false, "Cancelled", &msg, now);
             cx.message(msg.clone());
             cx.event(EventType::Normal, "RolloutCancelled", msg);
+            None
         }
     }
 }

@@ -81,15 +81,15 @@ impl ScriptedOracle {
     fn verdict(&self, at: DateTime<Utc>, revision: &str, n: u32, metric: &str) -> VerdictKind {
         self.rules
             .iter()
+            .rev()
             .filter(|r| r.revision.as_deref().is_none_or(|x| x == revision))
             .filter(|r| r.metric.as_deref().is_none_or(|x| x == metric))
-            .filter(|r| match r.when {
+            .find(|r| match r.when {
                 When::Always => true,
                 When::Run(k) => n == k,
                 When::FromRun(k) => n >= k,
                 When::FromTime(t) => at >= t,
             })
-            .last()
             .map_or(self.default, |r| r.verdict)
     }
 }
