@@ -202,3 +202,17 @@ fn tolerated_ratio_moves_the_fail_grid() {
         assert_ne!(v.kind, VerdictKind::Fail);
     }
 }
+
+#[test]
+fn error_free_canary_passes_after_about_1070_requests() {
+    // Closed form: E_abs(n) = ((1 − (1−p0)^(n+1)) / ((n+1)·p0)) / (1−p0)^n with p0 = 0.005, averaged
+    // with a ratio e-value of 1; (1 + E_abs)/2 first reaches 20 at n = 1070.
+    let cfg = SequentialConfig::default();
+    let mut s = SequentialState::new(&cfg);
+    let mut v = Verdict::error("");
+    while v.kind != VerdictKind::Pass && s.canary_requests < 5000.0 {
+        (s, v) = update(&cfg, &s, &counts(10.0, 0.0, 90.0, 0.0));
+        assert_ne!(v.kind, VerdictKind::Fail);
+    }
+    assert_eq!(s.canary_requests, 1070.0, "{}", v.reason);
+}
