@@ -4,6 +4,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::latency::{choose_boundary, latency_counts, Histogram};
 use super::ratio::{update, IntervalCounts, SequentialConfig, SequentialState};
 use crate::verdict::VerdictKind;
 
@@ -158,4 +159,63 @@ fn half_percent_to_five_percent_with_ten_percent_canary_traffic() {
     let med_secs = median(needed.iter().map(|x| x.1).collect());
     println!("0.5% -> 5% at 10% of 20 req/s: caught {share:.3}, median {med_req:.0} canary requests, median {med_secs:.0} s");
     assert!(share >= 0.95, "{share}");
+}
+
+/// Cumulative bucket counts of `n` requests drawn from per-bucket probabilities (last = +Inf).
+fn draw_histogram(rng: &mut StdRng, n: u64, probs: &[f64; 5]) -> Histogram {
+    const LE: [f64; 5] = [0.05, 0.1, 0.25, 1.0, f64::INFINITY];
+    let (mut left, mut mass, mut cum) = (n, 1.0, 0.0);
+    let mut buckets = Vec::with_capacity(5);
+    for (le, p) in LE.iter().zip(probs) {
+        let k = if mass <= *p {
+            left
+        } else {
+            binomial(rng, left, p / mass)
+        };
+        left -= k;
+        mass -= p;
+        cum += k as f64;
+        buckets.push((*le, cum));
+    }
+    Histogram { buckets }
+}
+
+#[test]
+fn latency_comparison_with_a_boundary_chosen_from_stable() {
+    const SAME: [f64; 5] = [0.70, 0.20, 0.06, 0.03, 0.01];
+    const SLOWER: [f64; 5] = [0.50, 0.25, 0.10, 0.10, 0.05];
+    let cfg = SequentialConfig::default();
+    let mut rng = StdRng::seed_from_u64(99);
+    let runs = 500;
+    let mut outcome = |canary: &[f64; 5]| -> Option<f64> {
+        let mut s = SequentialState::new(&cfg);
+        for _ in 0..40 {
+            let total = rng.random_range(100..=400u64);
+            let w = WEIGHTS[rng.random_range(0..WEIGHTS.len())];
+            let n_c = ((total as f64) * w).round() as u64;
+            let stable = draw_histogram(&mut rng, total - n_c, &SAME);
+            let canary = draw_histogram(&mut rng, n_c, canary);
+            if s.boundary.is_none() {
+                s.boundary = choose_boundary(&stable, 0.95, 50.0);
+            }
+            let Some(b) = s.boundary else { continue };
+            let c = latency_counts(&stable, &canary, b).unwrap();
+            let v;
+            (s, v) = update(&cfg, &s, &c);
+            if v.kind == VerdictKind::Fail {
+                return Some(s.canary_requests);
+            }
+        }
+        None
+    };
+    let false_rollbacks = (0..runs).filter(|_| outcome(&SAME).is_some()).count();
+    let caught: Vec<f64> = (0..runs).filter_map(|_| outcome(&SLOWER)).collect();
+    let rate = false_rollbacks as f64 / runs as f64;
+    println!(
+        "latency: healthy false rollbacks {false_rollbacks}/{runs} = {rate:.3}; slower canary caught {}/{runs}, median {:.0} canary requests",
+        caught.len(),
+        median(caught.clone())
+    );
+    assert!(rate <= cfg.alpha + 3.0 * (cfg.alpha * (1.0 - cfg.alpha) / runs as f64).sqrt());
+    assert!(caught.len() as f64 >= 0.95 * runs as f64);
 }
