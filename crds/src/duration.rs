@@ -51,7 +51,7 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
 /// Format as the shortest `XhYmZs` (or `Nms`).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut s = (ms / 1000) as u64;

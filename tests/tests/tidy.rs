@@ -68,8 +68,16 @@ fn no_source_file_is_over_600_lines() {
 #[test]
 fn the_state_machine_core_does_no_io_and_reads_no_clock() {
     let forbidden = [
-        "kube::", "use kube", "tokio", "reqwest", "axum", "std::fs", "std::net", "Utc::now",
-        "SystemTime::now", "Instant::now",
+        "kube::",
+        "use kube",
+        "tokio",
+        "reqwest",
+        "axum",
+        "std::fs",
+        "std::net",
+        "Utc::now",
+        "SystemTime::now",
+        "Instant::now",
     ];
     let mut bad = Vec::new();
     for (p, t) in sources(&["controller/src/core"]) {
@@ -86,7 +94,9 @@ fn the_state_machine_core_does_no_io_and_reads_no_clock() {
 fn the_analysis_crate_knows_nothing_of_kubernetes() {
     let bad: Vec<_> = sources(&["analysis/src"])
         .into_iter()
-        .filter(|(_, t)| t.contains("kube::") || t.contains("use kube") || t.contains("k8s_openapi"))
+        .filter(|(_, t)| {
+            t.contains("kube::") || t.contains("use kube") || t.contains("k8s_openapi")
+        })
         .map(|(p, _)| p.display().to_string())
         .collect();
     assert!(bad.is_empty(), "analysis must not import kube: {bad:#?}");
