@@ -313,3 +313,16 @@ fn abort_sets_weight_zero_first_and_scales_down_only_at_zero() {
     assert_eq!(event_reasons(&d3.effects), vec!["RolledBack"]);
     assert_eq!(d3.requeue_after, None);
 }
+
+#[test]
+fn idle_repairs_a_drifted_router_weight() {
+    let d = step(
+        &spec(),
+        &idle(),
+        &obs(scaled_down("v1"), ready("v1"), Some(30)),
+        at(50),
+    );
+    assert_eq!(d.effects, vec![Effect::SetWeight { weight: 0 }]);
+    assert_eq!(d.status.phase, Phase::Idle);
+    assert!(event_reasons(&d.effects).is_empty());
+}

@@ -34,6 +34,8 @@ fn settled(cx: &mut Ctx) {
         cx.st.phase = Phase::Initializing;
         return;
     };
+    // Nothing is rolling out: the canary gets no traffic (also repairs a drifted router).
+    cx.want_weight(0);
     let Some(target) = cx.target_revision() else {
         return;
     };
