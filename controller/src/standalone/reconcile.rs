@@ -1,0 +1,224 @@
+//! One standalone tick for one rollout, the same shell loop as the Kubernetes controller:
+//! observe (backends, router file, command) -> `core::step` -> effects in order -> analysis if
+//! asked (and `step` again with its result) -> persist the status in the state file.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sluice_analysis::{MetricsSource, Provider};
+use sluice_crds::{AnalysisTemplate, Phase};
+
+use super::config::{RolloutConfig, NAMESPACE};
+use super::state::RolloutState;
+use super::store::Shared;
+use super::workloads::{probe, run_hook};
+use crate::analysis_bridge::{promql_interval, run_analysis, RunInput, StepVars};
+use crate::core::{self, Decision, Effect, EventType, Observations, WorkloadState};
+use crate::router::TrafficRouter;
+use crate::telemetry::Telemetry;
+
+/// What a tick needs besides the rollout's config.
+pub struct TickContext<'a> {
+    pub shared: &'a Shared,
+    pub router: &'a dyn TrafficRouter,
+    pub metrics: &'a dyn MetricsSource,
+    pub templates: &'a [AnalysisTemplate],
+    pub telemetry: &'a Telemetry,
+    pub now: DateTime<Utc>,
+}
+
+/// Which built-in flavour the rollout's router implies.
+pub fn provider_of(cfg: &RolloutConfig) -> Provider {
+    if cfg.router.traefik.is_some() {
+        Provider::TraefikFile
+    } else {
+        Provider::NginxMtail
+    }
+}
+
+fn workload(exists: bool, revision: Option<String>, ready: bool) -> WorkloadState {
+    WorkloadState {
+        exists,
+        revision,
+        replicas: 1,
+        ready_replicas: i32::from(ready),
+        ready,
+    }
+}
+
+/// The revision the target "runs": the stable version until the first initialization is done
+/// (so a file that already names a canary version does not skip its rollout), then the canary's.
+fn target_revision(cfg: &RolloutConfig, st: &RolloutState) -> Option<String> {
+    let initialized = st.status.stable_revision.is_some() && st.status.phase != Phase::Initializing;
+    if initialized {
+        cfg.target_version().map(str::to_string)
+    } else {
+        cfg.stable.version.clone()
+    }
+}
+
+async fn observe(
+    cfg: &RolloutConfig,
+    st: &RolloutState,
+    router: &dyn TrafficRouter,
+) -> Observations {
+    let (stable_ok, canary_ok) = tokio::join!(probe(&cfg.stable), probe(&cfg.canary));
+    Observations {
+        generation: None,
+        target: workload(true, target_revision(cfg, st), canary_ok),
+        primary: workload(
+            st.primary_revision.is_some(),
+            st.primary_revision.clone(),
+            stable_ok && st.primary_revision.is_some(),
+        ),
+        router_weight: read_weight(cfg, router).await,
+        analysis: None,
+        command: st.command.clone(),
+    }
+}
+
+async fn read_weight(cfg: &RolloutConfig, router: &dyn TrafficRouter) -> Option<i32> {
+    match router.current_weight().await {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(rollout = %cfg.name, error = %e, "cannot read the router's weight");
+            None
+        }
+    }
+}
+
+/// Run the effects in order; returns the revision to analyse, if asked.
+async fn execute(
+    cfg: &RolloutConfig,
+    st: &mut RolloutState,
+    decision: &Decision,
+    router: &dyn TrafficRouter,
+) -> Result<Option<String>, String> {
+    let mut analyse = None;
+    for effect in &decision.effects {
+        match effect {
+            Effect::ApplyPrimary { revision } => {
+                if st.primary_revision.as_deref() != Some(revision.as_str()) {
+                    // The first apply records what the stable backend already runs; later ones deploy.
+                    if st.primary_revision.is_some() {
+                        run_hook(&cfg.hooks.promote, cfg, revision, &[]).await?;
+                    }
+                    st.primary_revision = Some(revision.clone());
+                }
+            }
+            Effect::ScaleCanary { up } => {
+                let rev = decision.status.canary_revision.clone().unwrap_or_default();
+                let scale = if *up { "up" } else { "down" };
+                run_hook(
+                    &cfg.hooks.scale_canary,
+                    cfg,
+                    &rev,
+                    &[("SLUICE_SCALE", scale)],
+                )
+                .await?;
+            }
+            Effect::SetWeight { weight } => router
+                .set_weight(*weight)
+                .await
+                .map_err(|e| format!("router: {e}"))?,
+            Effect::RunAnalysis { revision } => analyse = Some(revision.clone()),
+            Effect::Event {
+                type_,
+                reason,
+                message,
+            } => match type_ {
+                EventType::Normal => {
+                    tracing::info!(rollout = %cfg.name, reason = %reason, "{message}")
+                }
+                EventType::Warning => {
+                    tracing::warn!(rollout = %cfg.name, reason = %reason, "{message}")
+                }
+            },
+        }
+    }
+    Ok(analyse)
+}
+
+fn step_vars(cfg: &RolloutConfig) -> StepVars {
+    let labels = cfg.metric_labels();
+    let interval = cfg
+        .query_window
+        .clone()
+        .or_else(|| cfg.analysis.as_ref().map(promql_interval))
+        .unwrap_or_else(|| "1m".to_string());
+    StepVars {
+        namespace: NAMESPACE.to_string(),
+        name: cfg.name.clone(),
+        primary: labels.primary,
+        canary: labels.canary,
+        interval,
+        ingress: cfg.name.clone(),
+        service: cfg.name.clone(),
+        port: cfg.rollout_spec().service.port.to_string(),
+    }
+}
+
+/// One tick. Returns when to come back at the latest.
+pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration> {
+    let spec = cfg.rollout_spec();
+    let mut st = cx.shared.rollout_state(&cfg.name);
+    let seen_command = st.command.clone();
+    let obs = observe(cfg, &st, cx.router).await;
+    let first = core::step(&spec, &st.status, &obs, cx.now);
+    let mut last = first.clone();
+    let result = async {
+        let analyse = execute(cfg, &mut st, &first, cx.router).await?;
+        if let Some(revision) = analyse {
+            let empty = sluice_crds::AnalysisSpec::default();
+            let vars = step_vars(cfg);
+            let run = run_analysis(
+                RunInput {
+                    spec: cfg.analysis.as_ref().unwrap_or(&empty),
+                    templates: cx.templates,
+                    status: &first.status,
+                    vars: &vars,
+                    provider: provider_of(cfg),
+                    revision: &revision,
+                    now: cx.now,
+                },
+                cx.metrics,
+            )
+            .await;
+            for m in &run.metrics {
+                cx.telemetry
+                    .record_verdict(NAMESPACE, &cfg.name, &m.name, m.verdict);
+                tracing::info!(rollout = %cfg.name, metric = %m.name, verdict = m.verdict.as_str(), value = ?m.value, "{}", m.reason);
+            }
+            let obs2 = Observations {
+                analysis: Some(run),
+                router_weight: read_weight(cfg, cx.router).await,
+                ..obs.clone()
+            };
+            let second = core::step(&spec, &first.status, &obs2, cx.now);
+            // One analysis per tick: a second RunAnalysis waits for the next tick.
+            execute(cfg, &mut st, &second, cx.router).await?;
+            last = second;
+        }
+        Ok::<(), String>(())
+    }
+    .await;
+    match &result {
+        Ok(()) => st.status = last.status.clone(),
+        Err(e) => {
+            // Keep the previous status (effects are idempotent; the next tick retries) but say why.
+            tracing::warn!(rollout = %cfg.name, error = %e, "effect failed; will retry");
+            st.status.message = Some(format!("retrying: {e}"));
+        }
+    }
+    if let Err(e) = cx
+        .shared
+        .save_rollout(&cfg.name, st.clone(), seen_command.as_ref())
+    {
+        tracing::error!(rollout = %cfg.name, error = %e, "cannot persist state");
+    }
+    cx.telemetry.record_status(NAMESPACE, &cfg.name, &st.status);
+    if result.is_err() {
+        return Some(Duration::from_secs(1));
+    }
+    last.requeue_after
+}
