@@ -164,8 +164,15 @@ pub fn init_logging(json: bool) {
     };
 }
 
+/// Install rustls' ring provider once: some feature combinations (test builds pull reqwest's
+/// `rustls-no-provider`) make `reqwest::Client::build` panic without one. Idempotent.
+pub fn ensure_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Run a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
+    ensure_crypto_provider();
     // The controller sets up its own logging (it has its own --json-logs).
     if !matches!(cli.command, Cmd::Controller(_)) || cli.json_logs {
         init_logging(cli.json_logs);
