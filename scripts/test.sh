@@ -19,9 +19,9 @@ export SLUICE_TESTBED_NO_BUILD=1
 step "build: cargo build --workspace --all-targets"
 cargo build --workspace --all-targets
 
-step "test: cargo test --workspace $*"
+step "test: cargo test --workspace --no-fail-fast $*"
 status=0
-cargo test --workspace "$@" || status=$?
+cargo test --workspace --no-fail-fast "$@" || status=$?
 
 if [ "$status" -eq 0 ]; then
     step "all tests passed ($((SECONDS - started)) s)"

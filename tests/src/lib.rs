@@ -10,7 +10,8 @@
 //! API (stable; other test files depend on it):
 //! - [`free_port`], [`workspace_root`], [`target_dir`], [`find_bin`] / [`find_bin_in`] (workspace
 //!   binaries such as `sluice`, `sluice-demo-app`), [`tool`] / [`require_tool`] / [`traefik_bin`],
-//!   [`ensure_installed`], [`http_client`] (no proxy).
+//!   [`ensure_installed`], [`http_client`] (no proxy), [`init_tls`] (call before building your own
+//!   reqwest client: workspace builds enable reqwest's `rustls-no-provider`).
 //! - [`Proc`]: the generic guard (spawn with a log file, `wait_ready(url, timeout)`, `log_tail`,
 //!   `signal`, `stop`), for processes this crate does not wrap (e.g. the `sluice` binary).
 //! - [`DemoApp`]: `start(version, error_rate, latency_ms)`, `start_with(DemoAppOptions)`, `url`,
@@ -73,11 +74,23 @@ pub use process::{Proc, READY_TIMEOUT};
 pub use prometheus::{parse_values, prometheus_config, Prometheus, PrometheusBuilder, ScrapeJob};
 pub use traefik::{traefik_static_config, weighted_config, Traefik};
 
+/// Installs rustls' ring crypto provider once. A workspace-wide build unifies reqwest's
+/// `rustls-no-provider` feature (pulled in by a dev-dependency), and then building any reqwest
+/// client panics without a provider. Harmless when TLS is not compiled in. Call it before
+/// building your own reqwest clients in tests.
+pub fn init_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// A shared HTTP client for the harness: no proxy (everything is on loopback), 10 s timeout.
 pub fn http_client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
+            init_tls();
             reqwest::Client::builder()
                 .no_proxy()
                 .timeout(std::time::Duration::from_secs(10))

@@ -239,6 +239,7 @@ async fn run(
     stats: Arc<Mutex<LoadSnapshot>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    crate::init_tls();
     let mut builder = reqwest::Client::builder().no_proxy().timeout(opts.timeout);
     if opts.new_connection_per_request {
         builder = builder.pool_max_idle_per_host(0);
