@@ -1,12 +1,25 @@
 //! The pure rollout state machine: `step(spec, status, observations, now) -> Decision`.
 //! Imports no kube, tokio, reqwest or axum; reads no clock.
 //!
-//! Layout: `lifecycle` dispatches on the phase; `initialize`, `progress` (canary and
-//! blue/green steps, which share one step engine via `plan`), `promotion` and `rollback`
-//! handle their phases; `analysis_gate` absorbs analysis runs and schedules the next one;
-//! `commands` applies promote/abort/pause/resume once; `conditions` names the conditions.
+//! Lifecycle (phase in status):
+//! `Initializing` (ApplyPrimary + SetWeight 0; once the primary is ready and the router reads 0:
+//! ScaleCanary down) → `Idle` → new target revision → `Progressing` (ScaleCanary up, wait for
+//! the canary under progressDeadlineSeconds, walk the steps; `Paused` on holds and indefinite
+//! pauses) → `Promoting` (ApplyPrimary, wait, SetWeight 0, ScaleCanary down) → `Succeeded`.
+//! Abort (command, alert, analysis, deadline): SetWeight 0 first → `RollingBack` → once the
+//! router reads 0: ScaleCanary down → `Failed`. A failed revision is not retried.
+//! Blue/green runs on the same step engine as `[Analysis, Pause(None) unless autoPromote,
+//! SetWeight(100)]` (see [`plan`]).
+//!
+//! Everything needed to resume lives in the status: sub-states are derived from it and from the
+//! observations (e.g. the pause command is the `Paused` condition with reason `Command`, the
+//! readiness deadline starts at the `CanaryReady` condition's transition time).
 //! Effects are emitted from what is observed (convergent), so calling `step` again with the
 //! same observations repeats only idempotent effects and never an Event.
+//!
+//! Layout: `lifecycle` dispatches on the phase; `initialize`, `progress`, `promotion` and
+//! `rollback` handle their phases; `analysis_gate` absorbs runs and schedules the next one;
+//! `commands` applies promote/promoteFull/abort/pause/resume once; `holds` derives holds.
 
 mod analysis_gate;
 mod commands;
@@ -24,6 +37,7 @@ mod rollback;
 use chrono::{DateTime, Utc};
 use sluice_crds::{RolloutSpec, RolloutStatus};
 
+pub use analysis_gate::run_verdict;
 pub use model::*;
 
 /// Short poll while waiting for readiness or router weights.
