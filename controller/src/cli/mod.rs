@@ -34,6 +34,8 @@ pub struct Cli {
 pub enum Cmd {
     /// Run the Kubernetes controller (and its HTTP API).
     Controller(crate::k8s::ControllerArgs),
+    /// Run rollouts without Kubernetes from a file (NGINX/Traefik file routers, local state file).
+    Run(crate::standalone::RunArgs),
     /// Run the seeded rollout benchmark (Sluice vs Flagger/Argo default policies).
     Bench(crate::bench::BenchArgs),
     /// Print the CustomResourceDefinitions as YAML.
@@ -173,8 +175,8 @@ pub fn ensure_crypto_provider() {
 /// Run a parsed command line; returns the process exit code.
 pub async fn run(cli: Cli) -> i32 {
     ensure_crypto_provider();
-    // The controller sets up its own logging (it has its own --json-logs).
-    if !matches!(cli.command, Cmd::Controller(_)) || cli.json_logs {
+    // The controller and the runner set up their own logging (they have their own --json-logs).
+    if !matches!(cli.command, Cmd::Controller(_) | Cmd::Run(_)) || cli.json_logs {
         init_logging(cli.json_logs);
     }
     match dispatch(cli.command).await {
@@ -189,6 +191,7 @@ pub async fn run(cli: Cli) -> i32 {
 async fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
     match cmd {
         Cmd::Controller(args) => crate::k8s::run(args).await.map(|()| 0),
+        Cmd::Run(args) => crate::standalone::run(args).await.map(|()| 0),
         Cmd::Bench(args) => crate::bench::run(args).await.map(|()| 0),
         Cmd::Crds => {
             let yaml = sluice_crds::crd::all_crds_yaml().context("generating CRD YAML")?;
