@@ -10,7 +10,7 @@
 //! API (stable; other test files depend on it):
 //! - [`free_port`], [`workspace_root`], [`target_dir`], [`find_bin`] / [`find_bin_in`] (workspace
 //!   binaries such as `sluice`, `sluice-demo-app`), [`tool`] / [`require_tool`] / [`traefik_bin`],
-//!   [`ensure_installed`], [`http_client`] (no proxy), [`init_tls`] (call before building your own
+//!   [`profile_dir`], [`ensure_installed`], [`http_client`] (no proxy), [`init_tls`] (call before building your own
 //!   reqwest client: workspace builds enable reqwest's `rustls-no-provider`).
 //! - [`Proc`]: the generic guard (spawn with a log file, `wait_ready(url, timeout)`, `log_tail`,
 //!   `signal`, `stop`), for processes this crate does not wrap (e.g. the `sluice` binary).
@@ -67,8 +67,8 @@ pub use loadgen::{LoadGen, LoadGenOptions, LoadSnapshot};
 pub use mtail::{Mtail, NGINX_MTAIL_PROGRAM};
 pub use nginx::{nginx_config, upstream_conf, Nginx, NGINX_UPSTREAM};
 pub use paths::{
-    ensure_installed, find_bin, find_bin_in, free_port, require_tool, target_dir, tool,
-    traefik_bin, workspace_root,
+    ensure_installed, find_bin, find_bin_in, free_port, profile_dir, require_tool, target_dir,
+    tool, traefik_bin, workspace_root,
 };
 pub use process::{Proc, READY_TIMEOUT};
 pub use prometheus::{parse_values, prometheus_config, Prometheus, PrometheusBuilder, ScrapeJob};

@@ -47,6 +47,16 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// The `<target>/<profile>` directory of the running test binary (tests live in
+/// `<target>/<profile>/deps/`), else `<target_dir()>/debug`.
+pub fn profile_dir() -> PathBuf {
+    let from_exe = std::env::current_exe().ok().and_then(|exe| {
+        let deps = exe.parent()?;
+        (deps.file_name()? == "deps").then(|| deps.parent().map(Path::to_path_buf))?
+    });
+    from_exe.unwrap_or_else(|| target_dir().join("debug"))
+}
+
 /// The package that owns a workspace binary (the binary name when not known).
 fn package_of(bin: &str) -> &str {
     match bin {
@@ -55,7 +65,8 @@ fn package_of(bin: &str) -> &str {
     }
 }
 
-/// Path of a workspace binary (`sluice`, `sluice-demo-app`, ...) under `<target>/debug/`.
+/// Path of a workspace binary (`sluice`, `sluice-demo-app`, ...) next to the running test
+/// binary's profile dir (see [`profile_dir`]; normally `<target>/debug/`).
 ///
 /// Once per process and binary it runs `cargo build -p <pkg> --bin <name>` (a no-op when
 /// fresh), so a test never runs a stale binary after an edit. With `SLUICE_TESTBED_NO_BUILD=1`
@@ -67,7 +78,8 @@ pub fn find_bin(name: &str) -> Result<PathBuf> {
 /// Like [`find_bin`] with an explicit package name.
 pub fn find_bin_in(package: &str, name: &str) -> Result<PathBuf> {
     static BUILT: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
-    let path = target_dir().join("debug").join(name);
+    let profile = profile_dir();
+    let path = profile.join(name);
     let no_build = std::env::var("SLUICE_TESTBED_NO_BUILD").is_ok_and(|v| v == "1");
     if no_build && path.is_file() {
         return Ok(path);
@@ -81,11 +93,19 @@ pub fn find_bin_in(package: &str, name: &str) -> Result<PathBuf> {
         return Ok(path);
     }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let out = Command::new(&cargo)
-        .current_dir(workspace_root())
-        .env("CARGO_TARGET_DIR", target_dir())
-        .args(["build", "--quiet", "-p", package, "--bin", name])
-        .output();
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(workspace_root())
+        .args(["build", "--quiet", "-p", package, "--bin", name]);
+    if let Some(target) = profile.parent() {
+        cmd.env("CARGO_TARGET_DIR", target);
+    }
+    match profile.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let out = cmd.output();
     match out {
         Ok(out) if out.status.success() => {}
         Ok(out) => {
@@ -185,6 +205,16 @@ mod tests {
     fn workspace_root_has_the_workspace_manifest() {
         let text = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
         assert!(text.contains("[workspace]"));
+    }
+
+    #[test]
+    fn profile_dir_holds_this_test_binary() {
+        let exe = std::env::current_exe().unwrap();
+        assert!(
+            exe.starts_with(profile_dir()),
+            "{exe:?} vs {:?}",
+            profile_dir()
+        );
     }
 
     #[test]
