@@ -297,3 +297,17 @@ fn restart_from_persisted_status_neither_repeats_nor_skips() {
     }
     assert_eq!(whole.set_weights(), vec![0, 10, 30, 60, 0]);
 }
+
+#[test]
+fn first_step_clock_starts_when_the_canary_is_ready() {
+    let spec = canary(vec![CanaryStep::pause_for("60s"), w(20)]);
+    let tl = run(&spec, pass(), Script::new().revision(30, "v2"), 400);
+    // started at 30s, canary ready at 40s, pause 60s
+    let twenty = tl
+        .effects()
+        .find(|(_, e)| **e == Effect::SetWeight { weight: 20 })
+        .unwrap()
+        .0;
+    assert_eq!(twenty, Duration::from_secs(100));
+    assert_eq!(tl.set_weights(), vec![0, 20, 0]);
+}

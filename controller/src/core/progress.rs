@@ -87,6 +87,10 @@ fn canary_ready(cx: &mut Ctx, canary: &str) -> bool {
     let t = &cx.obs.target;
     let now = cx.now;
     if t.ready && t.replicas > 0 && t.revision.as_deref() == Some(canary) {
+        if cx.st.current_step == 0 && !cond::is_true(&cx.st, cond::CANARY_READY) {
+            // The first step's clock (pause, analysis interval) starts when the canary is up.
+            cx.st.step_started_at = Some(now);
+        }
         cx.st
             .set_condition(cond::CANARY_READY, true, "Ready", "canary pods ready", now);
         return true;
