@@ -98,3 +98,35 @@ fn patch_carries_resource_version_for_optimistic_concurrency() {
         .get("resourceVersion")
         .is_none());
 }
+
+#[tokio::test]
+async fn reads_come_from_a_ready_reflector_cache() {
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+
+    let s = store().await;
+    let mut writer: Writer<Rollout> = Writer::default();
+    let cached_store = s.clone().with_cache(writer.as_reader());
+    // Not ready yet: reads go to the API server.
+    assert_eq!(cached_store.list().await.unwrap().len(), 2);
+    // Populate the cache with a rollout the API server does not have.
+    let only_cached = rollout("cache", "only", Phase::Paused, Some("c1"));
+    writer.apply_watcher_event(&Event::Init);
+    writer.apply_watcher_event(&Event::InitApply(only_cached));
+    writer.apply_watcher_event(&Event::InitDone);
+    let listed = cached_store.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].metadata.name.as_deref(), Some("only"));
+    assert_eq!(
+        cached_store
+            .get("cache", "only")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .phase,
+        Phase::Paused
+    );
+    // A cache miss falls back to the API server.
+    assert!(cached_store.get("shop", "web").await.is_ok());
+}

@@ -1,9 +1,11 @@
-//! `RolloutStore` on the Kubernetes API: list/get `Rollout`s, write a command as a merge patch of
-//! the `sluice.dev/command` annotation, guarded by `resourceVersion` and retried on 409.
+//! `RolloutStore` on the Kubernetes API: list/get `Rollout`s (from a reflector cache when one is
+//! given, so API reads and long-polls do not hit the API server), write a command as a merge patch
+//! of the `sluice.dev/command` annotation, guarded by `resourceVersion` and retried on 409.
 
 use std::time::Duration;
 
 use ::kube::api::{Api, ListParams, Patch, PatchParams};
+use ::kube::runtime::reflector::{ObjectRef, Store};
 use ::kube::Client;
 use futures::future::BoxFuture;
 use sluice_crds::{Command, Rollout, COMMAND_ANNOTATION};
@@ -19,6 +21,8 @@ pub struct KubeStore {
     client: Client,
     /// Restrict `list` to one namespace (None: all namespaces).
     namespace: Option<String>,
+    /// The controller's reflector store; reads come from it once it is populated.
+    cache: Option<Store<Rollout>>,
 }
 
 impl KubeStore {
@@ -26,6 +30,23 @@ impl KubeStore {
         KubeStore {
             client,
             namespace: None,
+            cache: None,
+        }
+    }
+
+    /// Serve reads from a reflector store (writes still go to the API server).
+    pub fn with_cache(mut self, cache: Store<Rollout>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The cache, if it has received its first full list.
+    async fn ready_cache(&self) -> Option<&Store<Rollout>> {
+        let cache = self.cache.as_ref()?;
+        // A populated store resolves at the first poll; otherwise read from the API meanwhile.
+        match tokio::time::timeout(Duration::ZERO, cache.wait_until_ready()).await {
+            Ok(Ok(())) => Some(cache),
+            _ => None,
         }
     }
 
@@ -71,6 +92,15 @@ pub fn command_patch(command: &Command, resource_version: Option<&str>) -> serde
 impl RolloutStore for KubeStore {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Rollout>, StoreError>> {
         Box::pin(async move {
+            if let Some(cache) = self.ready_cache().await {
+                let ns = self.namespace.as_deref();
+                return Ok(cache
+                    .state()
+                    .iter()
+                    .filter(|r| ns.is_none() || r.metadata.namespace.as_deref() == ns)
+                    .map(|r| r.as_ref().clone())
+                    .collect());
+            }
             let api: Api<Rollout> = match &self.namespace {
                 Some(ns) => Api::namespaced(self.client.clone(), ns),
                 None => Api::all(self.client.clone()),
@@ -89,6 +119,12 @@ impl RolloutStore for KubeStore {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Rollout, StoreError>> {
         Box::pin(async move {
+            if let Some(cache) = self.ready_cache().await {
+                // A miss may be an object created a moment ago: ask the API server then.
+                if let Some(r) = cache.get(&ObjectRef::new(name).within(namespace)) {
+                    return Ok(r.as_ref().clone());
+                }
+            }
             self.api(namespace)
                 .get(name)
                 .await
