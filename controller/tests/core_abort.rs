@@ -495,3 +495,30 @@ fn scripted_fail_from_a_time_on() {
     assert_failed(&tl, "analysis");
     assert_eq!(tl.set_weights(), vec![0, 10, 20, 30, 0]);
 }
+
+#[test]
+fn abort_while_paused_by_command() {
+    let script = Script::new()
+        .revision(30, "v2")
+        .command(50, "hold", CommandAction::Pause)
+        .command(120, "stop", CommandAction::Abort);
+    let tl = run(&canary(steps()), pass(), script, 300);
+    assert_eq!(tl.set_weights(), vec![0, 10, 0]);
+    assert_failed(&tl, "command");
+    assert_eq!(
+        tl.first_time_in(Phase::RollingBack),
+        Some(Duration::from_secs(120))
+    );
+}
+
+#[test]
+fn resume_does_not_release_an_indefinite_pause_step() {
+    let spec = canary(vec![w(10), CanaryStep::pause_until_promoted(), w(30)]);
+    let script = Script::new()
+        .revision(30, "v2")
+        .command(100, "r", CommandAction::Resume);
+    let tl = run(&spec, pass(), script, 300);
+    assert_eq!(tl.final_phase(), Phase::Paused);
+    assert_eq!(tl.set_weights(), vec![0, 10]);
+    assert_eq!(tl.final_status.current_step, 1);
+}

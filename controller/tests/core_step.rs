@@ -326,3 +326,30 @@ fn idle_repairs_a_drifted_router_weight() {
     assert_eq!(d.status.phase, Phase::Idle);
     assert!(event_reasons(&d.effects).is_empty());
 }
+
+#[test]
+fn commands_during_rollback_are_ignored() {
+    let st = progressing(3, 50);
+    let mut o = obs(ready("v2"), ready("v1"), Some(50));
+    o.command = Some(cmd("stop", CommandAction::Abort));
+    let d = step(&spec(), &st, &o, at(100));
+    o.command = Some(cmd("go", CommandAction::PromoteFull));
+    let d2 = step(&spec(), &d.status, &o, at(101));
+    assert_eq!(d2.status.phase, Phase::RollingBack);
+    assert!(d2.effects.contains(&Effect::SetWeight { weight: 0 }));
+    assert_eq!(event_reasons(&d2.effects), vec!["CommandIgnored"]);
+    assert_eq!(d2.status.acknowledged_command.unwrap().id, "go");
+}
+
+#[test]
+fn run_verdict_orders_fail_error_inconclusive_pending_pass() {
+    use sluice_controller::core::run_verdict;
+    use VerdictKind::*;
+    let v = |ks: &[VerdictKind]| run_verdict(&run_of("v2", at(0), ks));
+    assert_eq!(v(&[Pass, Fail, Error]), Fail);
+    assert_eq!(v(&[Inconclusive, Error]), Error);
+    assert_eq!(v(&[Pending, Inconclusive]), Inconclusive);
+    assert_eq!(v(&[Pass, Pending]), Pending);
+    assert_eq!(v(&[Pass, Pass]), Pass);
+    assert_eq!(v(&[]), Inconclusive);
+}
