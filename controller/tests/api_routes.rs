@@ -406,3 +406,52 @@ async fn metrics_render() {
         r.text
     );
 }
+
+#[tokio::test]
+async fn events_stream_changes() {
+    use futures::StreamExt;
+    use tower::ServiceExt;
+
+    let s = store();
+    let st = state(&s);
+    let req = axum::http::Request::get(format!("{WEB}/events"))
+        .header("authorization", format!("Bearer {API_TOKEN}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = sluice_controller::api::router(st.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body().into_data_stream();
+    let first = String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(first.starts_with("event: rollout"), "{first}");
+    assert!(first.contains("\"phase\":\"Progressing\""), "{first}");
+    s.set_status(
+        "shop",
+        "web",
+        RolloutStatus {
+            phase: Phase::Failed,
+            ..Default::default()
+        },
+    );
+    let next = tokio::time::timeout(Duration::from_secs(5), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let next = String::from_utf8(next.to_vec()).unwrap();
+    assert!(next.contains("\"phase\":\"Failed\""), "{next}");
+    // Unknown rollout and missing token: plain JSON errors.
+    let r = call(
+        &st,
+        "GET",
+        "/api/v1/namespaces/shop/rollouts/ghost/events",
+        Some(API_TOKEN),
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(&st, "GET", &format!("{WEB}/events"), None, "").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

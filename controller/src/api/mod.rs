@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+pub mod events;
 pub mod kube_auth;
 pub mod outcome;
 pub mod rollouts;
@@ -63,6 +64,7 @@ pub fn router(state: ApiState) -> Router {
         .route(&format!("{rollout}/pause"), post(rollouts::pause))
         .route(&format!("{rollout}/resume"), post(rollouts::resume))
         .route(&format!("{rollout}/wait"), get(rollouts::wait))
+        .route(&format!("{rollout}/events"), get(events::events))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
