@@ -250,3 +250,44 @@ async fn bad_bodies_are_4xx_and_change_nothing() {
     assert_eq!(store.writes(), 0);
     assert!(annotation(&store, "shop", "web").is_none());
 }
+
+#[tokio::test]
+async fn alert_inside_the_post_promotion_window_reverts() {
+    let store = MemoryStore::new();
+    let mut promoted = rollout("shop", "web", Phase::Succeeded, Some("rev2"));
+    promoted.spec.post_promotion_watch_seconds = 600;
+    if let Some(s) = promoted.status.as_mut() {
+        s.stable_revision = Some("rev2".into());
+        s.promoted_at = Some(chrono::Utc::now() - chrono::Duration::seconds(30));
+    }
+    let mut long_ago = rollout("shop", "old", Phase::Succeeded, Some("rev9"));
+    long_ago.spec.post_promotion_watch_seconds = 600;
+    if let Some(s) = long_ago.status.as_mut() {
+        s.promoted_at = Some(chrono::Utc::now() - chrono::Duration::hours(2));
+    }
+    store.insert(promoted);
+    store.insert(long_ago);
+    let st = state(&store);
+    for name in ["web", "old"] {
+        let r = call(
+            &st,
+            "POST",
+            HOOK,
+            Some(HOOK_TOKEN),
+            alert_for("shop", name).to_string(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let cmd = Command::parse(&annotation(&store, "shop", "web").unwrap()).unwrap();
+    assert_eq!(cmd.action, CommandAction::Abort);
+    assert_eq!(
+        cmd.revision.as_deref(),
+        Some("rev2"),
+        "targets the promoted revision"
+    );
+    assert!(
+        annotation(&store, "shop", "old").is_none(),
+        "window over: no revert"
+    );
+}
