@@ -307,3 +307,49 @@ fn argument_parsing() {
         matches!(cli.command, sluice_controller::cli::Cmd::Wait(ref w) if w.for_ == "completed" && w.timeout == Duration::from_secs(600))
     );
 }
+
+#[tokio::test]
+async fn status_watch_ends_when_the_rollout_finishes() {
+    let store = MemoryStore::new();
+    store.insert(rollout("shop", "web", Phase::Progressing, Some("r2")));
+    let srv = serve(&store).await;
+    let s2 = store.clone();
+    let flip = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s2.set_status(
+            "shop",
+            "web",
+            RolloutStatus {
+                phase: Phase::Succeeded,
+                stable_revision: Some("r2".into()),
+                ..Default::default()
+            },
+        );
+    });
+    let o = tokio::time::timeout(
+        Duration::from_secs(20),
+        sluice(&[
+            "status",
+            "web",
+            "--watch",
+            "--interval",
+            "50ms",
+            "-n",
+            "shop",
+            "--server",
+            &srv.url,
+            "--token",
+            API_TOKEN,
+        ]),
+    )
+    .await
+    .expect("--watch must end once the rollout finished");
+    flip.await.unwrap();
+    assert_eq!(code(&o), 0, "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Phase:    Progressing"), "{out}");
+    assert!(
+        out.lines().last().unwrap_or("").contains("Succeeded"),
+        "{out}"
+    );
+}
