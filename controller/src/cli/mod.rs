@@ -101,6 +101,9 @@ pub struct SetImageArgs {
     /// CONTAINER=IMAGE
     #[arg(value_parser = parse_assignment)]
     pub assignment: (String, String),
+    /// Print only the new revision (for `sluice wait --revision "$(...)"`).
+    #[arg(long)]
+    pub print_revision: bool,
     #[command(flatten)]
     pub client: ClientOpts,
 }
@@ -213,11 +216,16 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::SetImage(a) => {
             let target = Target::connect(&a.client).await?;
             let (container, image) = a.assignment;
-            let d = target.set_image(&a.name, &container, &image).await?;
-            println!(
-                "deployment {}/{d}: container {container} set to {image}; sluice rolls it out",
-                target.namespace()
-            );
+            let (d, revision) = target.set_image(&a.name, &container, &image).await?;
+            let revision = revision.unwrap_or_else(|| "unknown".to_string());
+            if a.print_revision {
+                println!("{revision}");
+            } else {
+                println!(
+                    "deployment {}/{d}: container {container} set to {image}; revision {revision}",
+                    target.namespace()
+                );
+            }
             Ok(0)
         }
         Cmd::Wait(a) => wait(a).await,

@@ -198,12 +198,13 @@ impl Target {
     }
 
     /// Point `container` of the rollout's target Deployment at `image` (starts a rollout).
+    /// Returns the Deployment's name and the revision (template hash) Sluice will roll out.
     pub async fn set_image(
         &self,
         name: &str,
         container: &str,
         image: &str,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<(String, Option<String>)> {
         let Target::Kube { store, namespace } = self else {
             bail!("set-image changes a Deployment and needs cluster access (kubeconfig), not --server");
         };
@@ -225,14 +226,15 @@ impl Target {
                 names.join(", ")
             );
         }
-        api.patch(
-            &deployment,
-            &PatchParams::default(),
-            &Patch::Strategic(set_image_patch(container, image)),
-        )
-        .await
-        .with_context(|| format!("patching Deployment {namespace}/{deployment}"))?;
-        Ok(deployment)
+        let patched = api
+            .patch(
+                &deployment,
+                &PatchParams::default(),
+                &Patch::Strategic(set_image_patch(container, image)),
+            )
+            .await
+            .with_context(|| format!("patching Deployment {namespace}/{deployment}"))?;
+        Ok((deployment, crate::k8s::objects::template_revision(&patched)))
     }
 }
 
