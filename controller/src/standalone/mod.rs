@@ -17,3 +17,6 @@ pub mod workloads;
 pub use config::{StandaloneConfig, NAMESPACE};
 pub use run::{run, RunArgs};
 pub use store::{Shared, StandaloneStore};
+
+#[cfg(test)]
+mod tests;

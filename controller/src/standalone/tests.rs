@@ -1,0 +1,231 @@
+//! The standalone tick against an in-memory router, the analysis crate's fake metrics source
+//! and two listening sockets as backends: initialization, a promoted rollout, an abort command
+//! through the `RolloutStore`, and resuming from the state file.
+
+use std::sync::Mutex;
+
+use chrono::{Duration as ChronoDuration, TimeZone, Utc};
+use futures::future::BoxFuture;
+use sluice_analysis::FakeMetricsSource;
+use sluice_crds::{Command, CommandAction, Phase};
+
+use super::config::StandaloneConfig;
+use super::reconcile::{tick, TickContext};
+use super::state::StateFile;
+use super::store::Shared;
+use crate::router::{RouterError, TrafficRouter};
+use crate::store::RolloutStore;
+use crate::telemetry::Telemetry;
+
+#[derive(Default)]
+struct MemRouter {
+    weight: Mutex<Option<i32>>,
+    writes: Mutex<Vec<i32>>,
+}
+
+impl TrafficRouter for MemRouter {
+    fn set_weight(&self, weight: i32) -> BoxFuture<'_, Result<(), RouterError>> {
+        let mut w = self.weight.lock().unwrap();
+        if *w != Some(weight) {
+            *w = Some(weight);
+            self.writes.lock().unwrap().push(weight);
+        }
+        Box::pin(async { Ok(()) })
+    }
+    fn current_weight(&self) -> BoxFuture<'_, Result<Option<i32>, RouterError>> {
+        let w = *self.weight.lock().unwrap();
+        Box::pin(async move { Ok(w) })
+    }
+    fn cleanup(&self) -> BoxFuture<'_, Result<(), RouterError>> {
+        self.set_weight(0)
+    }
+}
+
+fn config(stable: &str, canary: &str, version: &str) -> StandaloneConfig {
+    let text = format!(
+        r#"rollouts:
+  - name: web
+    stable: {{ address: "{stable}", version: v1 }}
+    canary: {{ address: "{canary}", version: {version} }}
+    router:
+      nginx: {{ conf: /x/nginx.conf, upstreamFile: /x/up.conf }}
+    strategy:
+      canary:
+        steps:
+          - setWeight: 20
+          - analysis: {{}}
+          - setWeight: 60
+    analysis:
+      interval: 10s
+      metrics:
+        - name: errors
+          query: 'sum(rate(x{{v="{{{{canary}}}}"}}[{{{{interval}}}}]))'
+          threshold: {{ max: 1 }}
+    queryWindow: 30s
+"#
+    );
+    StandaloneConfig::parse(&text, std::path::Path::new("/x/rollouts.yaml")).unwrap()
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    state_path: std::path::PathBuf,
+    shared: Shared,
+    router: MemRouter,
+    metrics: FakeMetricsSource,
+    addrs: (String, String),
+    _listeners: (std::net::TcpListener, std::net::TcpListener),
+    now: chrono::DateTime<Utc>,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let l1 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l2 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addrs = (
+            l1.local_addr().unwrap().to_string(),
+            l2.local_addr().unwrap().to_string(),
+        );
+        let state_path = dir.path().join("state.json");
+        let shared = Shared::new(
+            config(&addrs.0, &addrs.1, "v1"),
+            StateFile::load(&state_path).unwrap(),
+            state_path.clone(),
+        );
+        let metrics = FakeMetricsSource::new();
+        metrics.set_value(r#"sum(rate(x{v="canary"}[30s]))"#, 0.0);
+        World {
+            _dir: dir,
+            state_path,
+            shared,
+            router: MemRouter::default(),
+            metrics,
+            addrs,
+            _listeners: (l1, l2),
+            now: Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap(),
+        }
+    }
+
+    fn set_version(&self, v: &str) {
+        self.shared
+            .set_config(config(&self.addrs.0, &self.addrs.1, v));
+    }
+
+    /// Tick `n` times, 11 s apart (past the analysis interval).
+    async fn ticks(&mut self, n: usize) {
+        let telemetry = Telemetry::new();
+        for _ in 0..n {
+            let cfg = self.shared.config().rollouts[0].clone();
+            let cx = TickContext {
+                shared: &self.shared,
+                router: &self.router,
+                metrics: &self.metrics,
+                templates: &[],
+                telemetry: &telemetry,
+                now: self.now,
+            };
+            tick(&cfg, &cx).await;
+            self.now += ChronoDuration::seconds(11);
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        self.shared.rollout_state("web").status.phase
+    }
+}
+
+#[tokio::test]
+async fn initializes_then_promotes_a_new_canary_version() {
+    let mut w = World::new();
+    w.ticks(3).await;
+    assert_eq!(w.phase(), Phase::Idle);
+    let st = w.shared.rollout_state("web");
+    assert_eq!(st.primary_revision.as_deref(), Some("v1"));
+    assert_eq!(st.status.stable_revision.as_deref(), Some("v1"));
+    assert_eq!(*w.router.weight.lock().unwrap(), Some(0));
+    w.set_version("v2");
+    w.ticks(8).await;
+    assert_eq!(
+        w.phase(),
+        Phase::Succeeded,
+        "{:?}",
+        w.shared.rollout_state("web").status
+    );
+    assert_eq!(*w.router.writes.lock().unwrap(), vec![0, 20, 60, 0]);
+    let st = w.shared.rollout_state("web");
+    assert_eq!(st.primary_revision.as_deref(), Some("v2"));
+    assert!(!w.metrics.calls().is_empty(), "analysis ran");
+    // The state file holds the same.
+    let saved = StateFile::load(&w.state_path).unwrap();
+    assert_eq!(saved.rollouts["web"], st);
+}
+
+#[tokio::test]
+async fn abort_through_the_store_rolls_back_and_survives_a_restart() {
+    let mut w = World::new();
+    w.ticks(3).await;
+    w.set_version("v2");
+    w.metrics.set(
+        r#"sum(rate(x{v="canary"}[30s]))"#,
+        Ok(sluice_analysis::QueryResult::Vector(vec![])),
+    );
+    w.ticks(2).await;
+    assert_eq!(w.phase(), Phase::Progressing);
+    assert_eq!(*w.router.weight.lock().unwrap(), Some(20));
+    let store = w.shared.store();
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].metadata.namespace.as_deref(), Some("standalone"));
+    assert!(store.get("default", "web").await.is_err());
+    let cmd = Command {
+        id: "c1".into(),
+        action: CommandAction::Abort,
+        by: Some("test".into()),
+        reason: Some("manual".into()),
+        alert_name: None,
+        fingerprint: None,
+        revision: None,
+        at: w.now,
+    };
+    store.command("standalone", "web", cmd).await.unwrap();
+    assert!(store
+        .command(
+            "standalone",
+            "nope",
+            sluice_crds::Command {
+                id: "c2".into(),
+                action: CommandAction::Abort,
+                by: None,
+                reason: None,
+                alert_name: None,
+                fingerprint: None,
+                revision: None,
+                at: w.now,
+            }
+        )
+        .await
+        .is_err());
+    // A restart: a fresh Shared from the state file sees the command and acts on it.
+    let cfg = w.shared.config();
+    w.shared = Shared::new(
+        cfg,
+        StateFile::load(&w.state_path).unwrap(),
+        w.state_path.clone(),
+    );
+    assert_eq!(w.phase(), Phase::Progressing);
+    w.ticks(2).await;
+    let st = w.shared.rollout_state("web");
+    assert_eq!(st.status.phase, Phase::Failed, "{:?}", st.status);
+    assert_eq!(
+        st.status.abort.as_ref().map(|a| a.source.as_str()),
+        Some("command")
+    );
+    assert_eq!(*w.router.weight.lock().unwrap(), Some(0));
+    let got = w.shared.store().get("standalone", "web").await.unwrap();
+    assert!(got
+        .metadata
+        .annotations
+        .unwrap()
+        .contains_key(sluice_crds::COMMAND_ANNOTATION));
+}
