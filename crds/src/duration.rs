@@ -26,7 +26,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(err("expected a number"));
         }
-        let n: u128 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+        let n: u128 = rest[..digits]
+            .parse()
+            .map_err(|_| err("number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
         let unit_ms: u128 = match &rest[..unit_len] {
@@ -89,7 +91,10 @@ mod tests {
             ("m", "expected a number"),
             ("5y", "unknown unit"),
             ("-5s", "expected a number"),
-            ("99999999999999999999999999999999999999999h", "number too large"),
+            (
+                "99999999999999999999999999999999999999999h",
+                "number too large",
+            ),
         ] {
             let e = parse_duration(bad).unwrap_err();
             assert_eq!(e.why, why, "{bad}");

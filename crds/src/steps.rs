@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::duration::parse_duration;
-use crate::rollout::{CanaryStrategy, CanaryStep};
+use crate::rollout::{CanaryStep, CanaryStrategy};
 
 /// One normalized step.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,7 +13,9 @@ pub enum Step {
     /// `None`: until promoted.
     Pause(Option<Duration>),
     /// Wait for this many consecutive passing analysis runs.
-    Analysis { iterations: u32 },
+    Analysis {
+        iterations: u32,
+    },
 }
 
 /// Normalize the canary strategy. Invalid entries (already reported by validation) are skipped.

@@ -36,7 +36,10 @@ impl Errors {
 }
 
 /// Validate a spec. `known_templates`: names of AnalysisTemplates that exist (None = not checked).
-pub fn validate(spec: &RolloutSpec, known_templates: Option<&[String]>) -> Result<(), ValidationError> {
+pub fn validate(
+    spec: &RolloutSpec,
+    known_templates: Option<&[String]>,
+) -> Result<(), ValidationError> {
     let mut e = Errors(Vec::new());
     if spec.target_ref.name.trim().is_empty() {
         e.push("spec.targetRef.name", "must not be empty");
@@ -44,15 +47,24 @@ pub fn validate(spec: &RolloutSpec, known_templates: Option<&[String]>) -> Resul
     if spec.target_ref.kind != "Deployment" {
         e.push(
             "spec.targetRef.kind",
-            format!("only Deployment is supported, got {:?}", spec.target_ref.kind),
+            format!(
+                "only Deployment is supported, got {:?}",
+                spec.target_ref.kind
+            ),
         );
     }
     if !(1..=65535).contains(&spec.service.port) {
-        e.push("spec.service.port", format!("must be 1..=65535, got {}", spec.service.port));
+        e.push(
+            "spec.service.port",
+            format!("must be 1..=65535, got {}", spec.service.port),
+        );
     }
     if let Some(tp) = spec.service.target_port {
         if !(1..=65535).contains(&tp) {
-            e.push("spec.service.targetPort", format!("must be 1..=65535, got {tp}"));
+            e.push(
+                "spec.service.targetPort",
+                format!("must be 1..=65535, got {tp}"),
+            );
         }
     }
     if spec.progress_deadline_seconds <= 0 {
@@ -62,8 +74,14 @@ pub fn validate(spec: &RolloutSpec, known_templates: Option<&[String]>) -> Resul
         e.push("spec.postPromotionWatchSeconds", "must be >= 0");
     }
     match (&spec.strategy.canary, &spec.strategy.blue_green) {
-        (None, None) => e.push("spec.strategy", "set exactly one of canary or blueGreen (none set)"),
-        (Some(_), Some(_)) => e.push("spec.strategy", "set exactly one of canary or blueGreen (both set)"),
+        (None, None) => e.push(
+            "spec.strategy",
+            "set exactly one of canary or blueGreen (none set)",
+        ),
+        (Some(_), Some(_)) => e.push(
+            "spec.strategy",
+            "set exactly one of canary or blueGreen (both set)",
+        ),
         (Some(c), None) => validate_canary(c, &mut e),
         (None, Some(bg)) => {
             if bg.analysis_iterations == Some(0) {
@@ -90,7 +108,10 @@ pub fn validate(spec: &RolloutSpec, known_templates: Option<&[String]>) -> Resul
             e.push("spec.router.nginx.ingressRef", "must not be empty");
         }
         if n.canary_by_header_value.is_some() && n.canary_by_header.is_none() {
-            e.push("spec.router.nginx.canaryByHeaderValue", "needs canaryByHeader");
+            e.push(
+                "spec.router.nginx.canaryByHeaderValue",
+                "needs canaryByHeader",
+            );
         }
     }
     if let Some(t) = &spec.router.traefik {
@@ -108,7 +129,10 @@ pub fn validate(spec: &RolloutSpec, known_templates: Option<&[String]>) -> Resul
     }
     for (i, m) in spec.alerts.iter().enumerate() {
         if m.labels.is_empty() {
-            e.push(format!("spec.alerts[{i}].labels"), "must name at least one label");
+            e.push(
+                format!("spec.alerts[{i}].labels"),
+                "must name at least one label",
+            );
         }
     }
     if e.0.is_empty() {
@@ -133,23 +157,36 @@ fn validate_canary(c: &CanaryStrategy, e: &mut Errors) {
         let step = c.step_weight.unwrap_or(0);
         let max = c.max_weight.unwrap_or(50);
         if !(1..=100).contains(&step) {
-            e.push(format!("{base}.stepWeight"), format!("must be 1..=100, got {step}"));
+            e.push(
+                format!("{base}.stepWeight"),
+                format!("must be 1..=100, got {step}"),
+            );
         }
         if !(1..=100).contains(&max) {
-            e.push(format!("{base}.maxWeight"), format!("must be 1..=100, got {max}"));
+            e.push(
+                format!("{base}.maxWeight"),
+                format!("must be 1..=100, got {max}"),
+            );
         }
         if step > max {
-            e.push(format!("{base}.stepWeight"), format!("{step} exceeds maxWeight {max}"));
+            e.push(
+                format!("{base}.stepWeight"),
+                format!("{step} exceeds maxWeight {max}"),
+            );
         }
         return;
     }
     let mut last = 0;
     for (i, s) in c.steps.iter().enumerate() {
         let field = format!("{base}.steps[{i}]");
-        let kinds = [s.set_weight.is_some(), s.pause.is_some(), s.analysis.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let kinds = [
+            s.set_weight.is_some(),
+            s.pause.is_some(),
+            s.analysis.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if kinds != 1 {
             e.push(
                 &field,
@@ -159,7 +196,10 @@ fn validate_canary(c: &CanaryStrategy, e: &mut Errors) {
         }
         if let Some(w) = s.set_weight {
             if !(0..=100).contains(&w) {
-                e.push(format!("{field}.setWeight"), format!("must be 0..=100, got {w}"));
+                e.push(
+                    format!("{field}.setWeight"),
+                    format!("must be 0..=100, got {w}"),
+                );
             } else if w < last {
                 e.push(
                     format!("{field}.setWeight"),
@@ -205,13 +245,19 @@ fn validate_analysis(a: &AnalysisSpec, known: Option<&[String]>, e: &mut Errors)
         }
     }
     if a.metrics.is_empty() && a.templates.is_empty() {
-        e.push(format!("{base}.metrics"), "analysis needs at least one metric or template");
+        e.push(
+            format!("{base}.metrics"),
+            "analysis needs at least one metric or template",
+        );
     }
     let mut names = BTreeSet::new();
     for (i, m) in a.metrics.iter().enumerate() {
         let field = format!("{base}.metrics[{i}]");
         if !names.insert(m.name.clone()) {
-            e.push(format!("{field}.name"), format!("duplicate metric name {:?}", m.name));
+            e.push(
+                format!("{field}.name"),
+                format!("duplicate metric name {:?}", m.name),
+            );
         }
         validate_metric(m, &field, e);
     }
@@ -254,7 +300,11 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
         (Some(_), Some(_)) => e.push(field, "builtin and query are exclusive"),
         _ => {}
     }
-    let comparing = m.builtin.as_deref().is_some_and(|b| b.ends_with("-vs-stable")) || m.comparison.is_some();
+    let comparing = m
+        .builtin
+        .as_deref()
+        .is_some_and(|b| b.ends_with("-vs-stable"))
+        || m.comparison.is_some();
     match (&m.threshold, comparing) {
         (None, false) => e.push(field, "set threshold (min/max) or a comparison with stable"),
         (Some(_), true) => e.push(field, "threshold and comparison are exclusive"),
@@ -278,14 +328,20 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
         for (k, v) in [("alpha", c.alpha), ("beta", c.beta)] {
             if let Some(v) = v {
                 if !(v > 0.0 && v < 1.0) {
-                    e.push(format!("{field}.comparison.{k}"), format!("must be in (0, 1), got {v}"));
+                    e.push(
+                        format!("{field}.comparison.{k}"),
+                        format!("must be in (0, 1), got {v}"),
+                    );
                 }
             }
         }
         let tol = c.tolerated_ratio.unwrap_or(1.2);
         let deg = c.degraded_ratio.unwrap_or(2.0);
         if !(tol.is_finite() && tol >= 1.0) {
-            e.push(format!("{field}.comparison.toleratedRatio"), format!("must be >= 1, got {tol}"));
+            e.push(
+                format!("{field}.comparison.toleratedRatio"),
+                format!("must be >= 1, got {tol}"),
+            );
         }
         if !(deg.is_finite() && deg > tol) {
             e.push(
@@ -301,7 +357,10 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
         }
         if let Some(b) = c.latency_boundary_seconds {
             if !(b.is_finite() && b > 0.0) {
-                e.push(format!("{field}.comparison.latencyBoundarySeconds"), "must be > 0");
+                e.push(
+                    format!("{field}.comparison.latencyBoundarySeconds"),
+                    "must be > 0",
+                );
             }
         }
     }

@@ -44,7 +44,8 @@ fn errors_of(spec: &RolloutSpec) -> Vec<FieldError> {
 fn assert_error(spec: &RolloutSpec, field: &str, contains: &str) {
     let errs = errors_of(spec);
     assert!(
-        errs.iter().any(|e| e.field == field && e.message.contains(contains)),
+        errs.iter()
+            .any(|e| e.field == field && e.message.contains(contains)),
         "expected error on {field} containing {contains:?}, got {errs:?}"
     );
 }
@@ -101,7 +102,11 @@ fn weights_out_of_range_or_decreasing() {
     assert_error(&s, "spec.strategy.canary.steps[0].setWeight", "0..=100");
     let mut s = valid();
     s.strategy.canary.as_mut().unwrap().steps[3].set_weight = Some(5);
-    assert_error(&s, "spec.strategy.canary.steps[3].setWeight", "must not decrease");
+    assert_error(
+        &s,
+        "spec.strategy.canary.steps[3].setWeight",
+        "must not decrease",
+    );
 }
 
 #[test]
@@ -115,7 +120,11 @@ fn step_with_two_kinds() {
 fn bad_pause_duration() {
     let mut s = valid();
     s.strategy.canary.as_mut().unwrap().steps[1] = CanaryStep::pause_for("soon");
-    assert_error(&s, "spec.strategy.canary.steps[1].pause.duration", "invalid duration");
+    assert_error(
+        &s,
+        "spec.strategy.canary.steps[1].pause.duration",
+        "invalid duration",
+    );
 }
 
 #[test]
@@ -167,7 +176,11 @@ fn traefik_api_group() {
 fn header_value_without_header() {
     let mut s = valid();
     s.router.nginx.as_mut().unwrap().canary_by_header_value = Some("yes".into());
-    assert_error(&s, "spec.router.nginx.canaryByHeaderValue", "needs canaryByHeader");
+    assert_error(
+        &s,
+        "spec.router.nginx.canaryByHeaderValue",
+        "needs canaryByHeader",
+    );
 }
 
 #[test]
@@ -182,7 +195,13 @@ fn interval_must_parse_and_be_at_least_a_second() {
 #[test]
 fn prometheus_address_must_be_url() {
     let mut s = valid();
-    s.analysis.as_mut().unwrap().prometheus.as_mut().unwrap().address = "prometheus:9090".into();
+    s.analysis
+        .as_mut()
+        .unwrap()
+        .prometheus
+        .as_mut()
+        .unwrap()
+        .address = "prometheus:9090".into();
     assert_error(&s, "spec.analysis.prometheus.address", "http(s) URL");
 }
 
@@ -203,22 +222,38 @@ fn metric_needs_query_and_judge() {
 #[test]
 fn threshold_bounds() {
     let mut s = valid();
-    s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold { min: Some(2.0), max: Some(1.0) });
+    s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold {
+        min: Some(2.0),
+        max: Some(1.0),
+    });
     assert_error(&s, "spec.analysis.metrics[1].threshold", "min 2 > max 1");
-    s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold { min: None, max: None });
+    s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold {
+        min: None,
+        max: None,
+    });
     assert_error(&s, "spec.analysis.metrics[1].threshold", "set min or max");
-    s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold { min: None, max: Some(f64::NAN) });
+    s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold {
+        min: None,
+        max: Some(f64::NAN),
+    });
     assert_error(&s, "spec.analysis.metrics[1].threshold.max", "finite");
 }
 
 #[test]
 fn comparison_parameters() {
     let mut s = valid();
-    let c = s.analysis.as_mut().unwrap().metrics[0].comparison.as_mut().unwrap();
+    let c = s.analysis.as_mut().unwrap().metrics[0]
+        .comparison
+        .as_mut()
+        .unwrap();
     c.alpha = Some(1.5);
     c.tolerated_ratio = Some(3.0);
     assert_error(&s, "spec.analysis.metrics[0].comparison.alpha", "(0, 1)");
-    assert_error(&s, "spec.analysis.metrics[0].comparison.degradedRatio", "> toleratedRatio");
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.degradedRatio",
+        "> toleratedRatio",
+    );
 }
 
 #[test]
@@ -244,7 +279,10 @@ fn duplicate_metric_names() {
 fn unknown_template_and_empty_analysis() {
     let mut s = valid();
     let a = s.analysis.as_mut().unwrap();
-    a.templates.push(TemplateRef { name: "missing".into(), ..Default::default() });
+    a.templates.push(TemplateRef {
+        name: "missing".into(),
+        ..Default::default()
+    });
     assert_error(&s, "spec.analysis.templates[0].name", "not found");
     let a = s.analysis.as_mut().unwrap();
     a.templates.clear();
@@ -270,7 +308,8 @@ fn deadline_positive() {
 fn malformed_yaml_is_an_error_not_a_panic() {
     let r: Result<RolloutSpec, _> = serde_saphyr::from_str("targetRef: [unclosed");
     assert!(r.is_err());
-    let r: Result<RolloutSpec, _> = serde_saphyr::from_str("targetRef: {name: x}\nservice: {port: eighty}");
+    let r: Result<RolloutSpec, _> =
+        serde_saphyr::from_str("targetRef: {name: x}\nservice: {port: eighty}");
     assert!(r.is_err());
 }
 
@@ -288,7 +327,9 @@ fn command_annotation_round_trip_and_garbage() {
     };
     assert_eq!(Command::parse(&c.to_annotation()).unwrap(), c);
     assert!(Command::parse("{not json").is_err());
-    assert!(Command::parse(r#"{"id":"x","action":"explode","at":"2026-01-01T00:00:00Z"}"#).is_err());
+    assert!(
+        Command::parse(r#"{"id":"x","action":"explode","at":"2026-01-01T00:00:00Z"}"#).is_err()
+    );
 }
 
 #[test]
