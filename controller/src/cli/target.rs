@@ -66,7 +66,8 @@ impl Target {
             .clone()
             .unwrap_or_else(|| client.default_namespace().to_string());
         Ok(Target::Kube {
-            store: KubeStore::new(client),
+            // `-n` also scopes `status` without a name; without it, list every namespace.
+            store: KubeStore::new(client).with_namespace(opts.namespace.clone()),
             namespace,
         })
     }
