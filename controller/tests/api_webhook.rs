@@ -291,3 +291,47 @@ async fn alert_inside_the_post_promotion_window_reverts() {
         "window over: no revert"
     );
 }
+
+/// A store whose reads never finish (an API server that hangs).
+struct HangingStore;
+
+impl sluice_controller::store::RolloutStore for HangingStore {
+    fn list(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<sluice_crds::Rollout>, StoreError>> {
+        Box::pin(futures::future::pending())
+    }
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<sluice_crds::Rollout, StoreError>> {
+        Box::pin(futures::future::pending())
+    }
+    fn command<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: Command,
+    ) -> futures::future::BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(futures::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_store_gets_a_503_in_time() {
+    let mut st = state(&MemoryStore::new());
+    st.store = std::sync::Arc::new(HangingStore);
+    st.store_deadline = std::time::Duration::from_millis(100);
+    let r = call(
+        &st,
+        "POST",
+        HOOK,
+        Some(HOOK_TOKEN),
+        alert_for("shop", "web").to_string(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    let r = call(&st, "GET", "/readyz", None, "").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+}

@@ -39,6 +39,8 @@ pub struct ApiState {
     pub auth: AuthConfig,
     /// How often the wait endpoint re-reads the rollout.
     pub poll_interval: Duration,
+    /// Longest the webhook and /readyz wait for the store before answering 503.
+    pub store_deadline: Duration,
 }
 
 impl ApiState {
@@ -48,6 +50,7 @@ impl ApiState {
             telemetry,
             auth,
             poll_interval: Duration::from_millis(250),
+            store_deadline: webhook::WEBHOOK_DEADLINE,
         }
     }
 }
@@ -96,10 +99,14 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the store answers.
+/// Ready when the store answers in time.
 async fn readyz(State(state): State<ApiState>) -> Result<&'static str, ApiError> {
-    state.store.list().await?;
-    Ok("ok")
+    match tokio::time::timeout(state.store_deadline, state.store.list()).await {
+        Ok(r) => r.map(|_| "ok").map_err(ApiError::from),
+        Err(_) => Err(ApiError::unavailable(
+            "rollout store did not answer in time",
+        )),
+    }
 }
 
 /// Serve the API on `addr` until `shutdown` resolves.

@@ -198,6 +198,10 @@ pub fn plan_aborts(
 /// Attempts per command write when the store reports a conflict.
 const WRITE_ATTEMPTS: u32 = 3;
 
+/// Default for `ApiState::store_deadline`: answer within this even if the store hangs (Alertmanager's own timeout is longer): a 503
+/// makes it retry instead of piling up requests.
+pub const WEBHOOK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// `POST /webhooks/alertmanager`.
 pub async fn alertmanager(
     State(state): State<ApiState>,
@@ -205,7 +209,14 @@ pub async fn alertmanager(
     body: Result<StrictJson<WebhookPayload>, ApiError>,
 ) -> Result<Json<WebhookResponse>, ApiError> {
     let tele = state.telemetry.clone();
-    let result = handle(&state, &headers, body).await;
+    let deadline = state.store_deadline;
+    let result = match tokio::time::timeout(deadline, handle(&state, &headers, body)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::unavailable(format!(
+            "rollout store did not answer within {:?}",
+            deadline
+        ))),
+    };
     let outcome = match &result {
         Ok(r) if !r.aborted.is_empty() => "aborted",
         Ok(_) => "ignored",
