@@ -128,6 +128,16 @@ fn command_applicability() {
             "revision_mismatch"
         );
     }
+    for busy in [Phase::Promoting, Phase::RollingBack] {
+        let v = view(busy, Some("r2"), "r1");
+        assert_eq!(
+            check_command(&v, CommandAction::Abort, None, now)
+                .unwrap_err()
+                .0,
+            "not_applicable",
+            "the state machine ignores commands while {busy}"
+        );
+    }
     let idle = view(Phase::Idle, None, "r1");
     assert_eq!(
         check_command(&idle, CommandAction::Abort, None, now)

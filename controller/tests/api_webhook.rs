@@ -110,6 +110,22 @@ async fn resolved_alerts_and_idle_rollouts_change_nothing() {
     let r = call(&st, "POST", HOOK, Some(HOOK_TOKEN), idle.to_string()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json["ignored_alerts"], 1);
+    for (name, phase) in [
+        ("promoting", Phase::Promoting),
+        ("back", Phase::RollingBack),
+    ] {
+        store.insert(rollout("shop", name, phase, Some("x1")));
+        let r = call(
+            &st,
+            "POST",
+            HOOK,
+            Some(HOOK_TOKEN),
+            alert_for("shop", name).to_string(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json["ignored_alerts"], 1, "{phase}");
+    }
     let unknown = alert_for("nowhere", "ghost");
     let r = call(&st, "POST", HOOK, Some(HOOK_TOKEN), unknown.to_string()).await;
     assert_eq!(r.status, StatusCode::OK);

@@ -299,12 +299,8 @@ pub fn check_command(
         CommandAction::Promote | CommandAction::PromoteFull => {
             matches!(v.phase, Phase::Progressing | Phase::Paused)
         }
-        CommandAction::Abort => {
-            matches!(
-                v.phase,
-                Phase::Progressing | Phase::Paused | Phase::Promoting
-            ) || watch
-        }
+        // The state machine ignores commands while Promoting (the copy is under way).
+        CommandAction::Abort => matches!(v.phase, Phase::Progressing | Phase::Paused) || watch,
         CommandAction::Pause | CommandAction::Resume => {
             matches!(v.phase, Phase::Progressing | Phase::Paused)
         }

@@ -127,11 +127,13 @@ pub fn targets(alert: &Alert, rollout: &Rollout) -> bool {
     by_labels || rollout.spec.alerts.iter().any(|m| m.matches(&alert.labels))
 }
 
-/// Whether an abort means anything for this rollout now: in progress (not already rolling
-/// back), or inside its post-promotion watch window.
+/// Whether the state machine would act on an abort now: `Progressing` or `Paused`, or inside the
+/// post-promotion watch window (it ignores commands while `Promoting` or `RollingBack`).
 pub fn abortable(view: &RolloutView, now: DateTime<Utc>) -> bool {
-    (view.phase.in_progress() && view.phase != sluice_crds::Phase::RollingBack)
-        || view.in_post_promotion_watch(now)
+    matches!(
+        view.phase,
+        sluice_crds::Phase::Progressing | sluice_crds::Phase::Paused
+    ) || view.in_post_promotion_watch(now)
 }
 
 /// The aborts a payload asks for: at most one per rollout, none for resolved alerts or idle rollouts.
