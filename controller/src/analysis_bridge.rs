@@ -284,16 +284,11 @@ pub fn map_verdict(v: &sluice_analysis::Verdict) -> VerdictKind {
 }
 
 fn reason(v: &sluice_analysis::Verdict) -> String {
+    // The analysis crate's reason already names the counts; add the anytime-valid p-values.
     match &v.evidence {
         Some(e) => format!(
-            "{} [canary {}/{} bad, stable {}/{} bad, p_fail={:.3}, p_pass={:.3}]",
-            v.reason,
-            e.canary_bad,
-            e.canary_requests,
-            e.stable_bad,
-            e.stable_requests,
-            e.p_fail,
-            e.p_pass
+            "{} [p_fail={:.3}, p_pass={:.3}]",
+            v.reason, e.p_fail, e.p_pass
         ),
         None => v.reason.clone(),
     }
