@@ -418,3 +418,44 @@ async fn a_follower_writes_nothing_until_it_leads() {
         .unwrap();
     assert!(deployment(&client, "podinfo-primary").await.is_some());
 }
+
+#[tokio::test]
+async fn a_missing_ingress_blocks_with_a_condition_not_a_hot_loop() {
+    let client = builder()
+        .with_object(rollout())
+        .with_object(target("podinfo:1.0", 3))
+        .build()
+        .await
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(start()));
+    let ctx = context(&client, &clock);
+    for _ in 0..2 {
+        kubelet(&client).await;
+        let err = reconcile(Arc::new(get_rollout(&client).await), ctx.clone())
+            .await
+            .expect_err("no Ingress to copy");
+        assert!(
+            !err.is_permanent(),
+            "retried with backoff once the Ingress exists"
+        );
+    }
+    let st = get_rollout(&client).await.status.unwrap();
+    let ready = st.condition("Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "Blocked")
+    );
+    assert!(ready.message.contains("podinfo"), "{}", ready.message);
+    let ev = events(&client).await;
+    assert_eq!(ev.iter().filter(|e| *e == "Blocked").count(), 1, "{ev:?}");
+    // The target keeps serving meanwhile.
+    assert_eq!(
+        deployment(&client, APP)
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(3)
+    );
+}

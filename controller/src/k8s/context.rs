@@ -6,7 +6,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use tokio::sync::watch;
 
-use super::analysis::{AnalysisRunner, PlaceholderAnalysis};
+use super::analysis::{AnalysisRunner, BridgeAnalysis};
 use crate::clock::{Clock, SystemClock};
 use crate::telemetry::Telemetry;
 
@@ -24,7 +24,8 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with the system clock, always leader, and the placeholder analysis.
+    /// A context with the system clock, always leader, and analysis through the bridge
+    /// (Prometheus from each Rollout's spec).
     pub fn new(client: Client) -> Self {
         let (_tx, rx) = watch::channel(true);
         Self {
@@ -35,10 +36,10 @@ impl Context {
                     instance: std::env::var("POD_NAME").ok(),
                 },
             ),
+            analysis: Arc::new(BridgeAnalysis::new(client.clone(), None)),
             client,
             clock: Arc::new(SystemClock),
             leader: rx,
-            analysis: Arc::new(PlaceholderAnalysis),
             telemetry: Telemetry::new(),
         }
     }

@@ -18,6 +18,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Worth a status condition: permanent, or a router object the user must create.
+    pub fn needs_human(&self) -> bool {
+        self.is_permanent() || matches!(self, Error::Router(RouterError::NotFound(_)))
+    }
+
     /// Permanent errors need a human (bad spec, forbidden, rejected object); the rest are retried soon.
     pub fn is_permanent(&self) -> bool {
         match self {

@@ -45,7 +45,13 @@ impl Names {
             primary: format!("{target}-primary"),
             target,
             primary_service: format!("{base}-primary"),
-            canary_service: format!("{base}-canary"),
+            // Blue/green may name its preview Service; it is the canary Service then.
+            canary_service: spec
+                .strategy
+                .blue_green
+                .as_ref()
+                .and_then(|b| b.preview_service.clone())
+                .unwrap_or_else(|| format!("{base}-canary")),
             port: spec.service.port,
             target_port: spec.service.target_port.unwrap_or(spec.service.port),
             port_name: spec

@@ -34,6 +34,8 @@ pub const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 pub const PERMANENT_RETRY: Duration = Duration::from_secs(300);
 /// Condition reason for a spec that fails validation.
 pub const REASON_INVALID: &str = "InvalidSpec";
+/// Condition reason when an object the rollout needs is missing or a write is refused.
+pub const REASON_BLOCKED: &str = "Blocked";
 
 /// An Event to publish once the status that records its transition is stored.
 type PendingEvent = (EventType, String, String);
@@ -95,10 +97,36 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
         return report_invalid(&api, rollout, ctx, status, "no router".into(), now).await;
     };
 
-    let obs = observe(rollout, &workloads, router.as_ref()).await?;
-    let decision = core::step(&rollout.spec, &status, &obs, now);
+    let (last, events) =
+        match decide_and_act(rollout, ctx, &workloads, router.as_ref(), &status, now).await {
+            Ok(x) => x,
+            Err(e) if e.needs_human() => {
+                report_blocked(&api, rollout, ctx, status, e.to_string(), now).await?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+    write_status(&api, rollout, &last.status).await?;
+    publish(ctx, rollout, events).await;
+    ctx.telemetry
+        .record_status(&ns, &rollout.name_any(), &last.status);
+    Ok(Action::requeue(last.requeue_after.unwrap_or(RESYNC)))
+}
+
+/// Observe, step, execute (with at most one analysis and a second step); nothing persisted yet.
+async fn decide_and_act(
+    rollout: &Rollout,
+    ctx: &Context,
+    workloads: &dyn Workloads,
+    router: &dyn TrafficRouter,
+    status: &RolloutStatus,
+    now: DateTime<Utc>,
+) -> Result<(Decision, Vec<PendingEvent>), Error> {
+    let ns = rollout.namespace().unwrap_or_default();
+    let obs = observe(rollout, workloads, router).await?;
+    let decision = core::step(&rollout.spec, status, &obs, now);
     let mut events = Vec::new();
-    let analysis_rev = execute(&decision, &workloads, router.as_ref(), &mut events).await?;
+    let analysis_rev = execute(&decision, workloads, router, &mut events).await?;
     let mut last = decision;
     if let Some(revision) = analysis_rev {
         let mut current = rollout.clone();
@@ -114,15 +142,11 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
         };
         let second = core::step(&rollout.spec, &last.status, &obs2, now);
         // One analysis per reconcile: a second RunAnalysis waits for the next requeue.
-        execute(&second, &workloads, router.as_ref(), &mut events).await?;
+        execute(&second, workloads, router, &mut events).await?;
         last = second;
     }
 
-    write_status(&api, rollout, &last.status).await?;
-    publish(ctx, rollout, events).await;
-    ctx.telemetry
-        .record_status(&ns, &rollout.name_any(), &last.status);
-    Ok(Action::requeue(last.requeue_after.unwrap_or(RESYNC)))
+    Ok((last, events))
 }
 
 /// Names of the AnalysisTemplates in the namespace, when the Rollout refers to any.
@@ -229,6 +253,32 @@ async fn report_invalid(
     }
     // A spec edit triggers the next reconcile; nothing to retry before that.
     Ok(Action::await_change())
+}
+
+/// Keep the stored progress, but say in status why the rollout cannot move (once per message).
+async fn report_blocked(
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    ctx: &Context,
+    mut status: RolloutStatus,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let known = status
+        .condition("Ready")
+        .is_some_and(|c| c.reason == REASON_BLOCKED && c.message == message);
+    status.message = Some(message.clone());
+    status.set_condition("Ready", false, REASON_BLOCKED, &message, now);
+    write_status(api, rollout, &status).await?;
+    if !known {
+        publish(
+            ctx,
+            rollout,
+            vec![(EventType::Warning, REASON_BLOCKED.to_string(), message)],
+        )
+        .await;
+    }
+    Ok(())
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, events: Vec<PendingEvent>) {

@@ -17,6 +17,7 @@ use sluice_crds::{Rollout, MANAGED_BY, MANAGED_BY_LABEL};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::analysis::BridgeAnalysis;
 use super::context::Context;
 use super::leader;
 use super::reconcile::{error_policy, reconcile};
@@ -144,14 +145,15 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         _always = Some(tx);
         rx
     };
-    if args.prometheus.is_some() {
-        info!(prometheus = ?args.prometheus, "default Prometheus configured");
-    }
 
     let ctx = Arc::new(
         Context::new(client.clone())
             .with_leader(leader_rx.clone())
-            .with_telemetry(telemetry.clone()),
+            .with_telemetry(telemetry.clone())
+            .with_analysis(Arc::new(BridgeAnalysis::new(
+                client.clone(),
+                args.prometheus.clone(),
+            ))),
     );
     let token = CancellationToken::new();
     tokio::spawn(shutdown_signal(token.clone()));
