@@ -107,15 +107,14 @@ async fn execute(
                 }
             }
             Effect::ScaleCanary { up } => {
-                let rev = decision.status.canary_revision.clone().unwrap_or_default();
-                let scale = if *up { "up" } else { "down" };
-                run_hook(
-                    &cfg.hooks.scale_canary,
-                    cfg,
-                    &rev,
-                    &[("SLUICE_SCALE", scale)],
-                )
-                .await?;
+                // The state machine repeats idempotent effects every tick; a hook runs on a change.
+                if st.canary_up != Some(*up) {
+                    let rev = decision.status.canary_revision.clone().unwrap_or_default();
+                    let scale = if *up { "up" } else { "down" };
+                    let env = [("SLUICE_SCALE", scale)];
+                    run_hook(&cfg.hooks.scale_canary, cfg, &rev, &env).await?;
+                    st.canary_up = Some(*up);
+                }
             }
             Effect::SetWeight { weight } => router
                 .set_weight(*weight)

@@ -22,6 +22,9 @@ pub struct RolloutState {
     /// Revision the stable backend runs as far as Sluice knows (set by ApplyPrimary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_revision: Option<String>,
+    /// Last scale hook run for the canary (true: up), so the hook runs only on a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_up: Option<bool>,
     /// The latest command (the standalone twin of the `sluice.dev/command` annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Command>,

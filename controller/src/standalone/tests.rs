@@ -41,7 +41,13 @@ impl TrafficRouter for MemRouter {
     }
 }
 
-fn config(stable: &str, canary: &str, version: &str) -> StandaloneConfig {
+fn config(
+    stable: &str,
+    canary: &str,
+    version: &str,
+    hook_log: &std::path::Path,
+) -> StandaloneConfig {
+    let log = hook_log.display();
     let text = format!(
         r#"rollouts:
   - name: web
@@ -62,6 +68,9 @@ fn config(stable: &str, canary: &str, version: &str) -> StandaloneConfig {
           query: 'sum(rate(x{{v="{{{{canary}}}}"}}[{{{{interval}}}}]))'
           threshold: {{ max: 1 }}
     queryWindow: 30s
+    hooks:
+      scaleCanary: ["sh", "-c", "echo $SLUICE_SCALE $SLUICE_REVISION >> {log}"]
+      promote: ["sh", "-c", "echo promote $SLUICE_REVISION >> {log}"]
 "#
     );
     StandaloneConfig::parse(&text, std::path::Path::new("/x/rollouts.yaml")).unwrap()
@@ -89,7 +98,7 @@ impl World {
         );
         let state_path = dir.path().join("state.json");
         let shared = Shared::new(
-            config(&addrs.0, &addrs.1, "v1"),
+            config(&addrs.0, &addrs.1, "v1", &dir.path().join("hooks.log")),
             StateFile::load(&state_path).unwrap(),
             state_path.clone(),
         );
@@ -108,8 +117,9 @@ impl World {
     }
 
     fn set_version(&self, v: &str) {
+        let log = self._dir.path().join("hooks.log");
         self.shared
-            .set_config(config(&self.addrs.0, &self.addrs.1, v));
+            .set_config(config(&self.addrs.0, &self.addrs.1, v, &log));
     }
 
     /// Tick `n` times, 11 s apart (past the analysis interval).
@@ -156,6 +166,9 @@ async fn initializes_then_promotes_a_new_canary_version() {
     let st = w.shared.rollout_state("web");
     assert_eq!(st.primary_revision.as_deref(), Some("v2"));
     assert!(!w.metrics.calls().is_empty(), "analysis ran");
+    // Hooks ran once per change, not at every tick that repeats the effect.
+    let hooks = std::fs::read_to_string(w._dir.path().join("hooks.log")).unwrap();
+    assert_eq!(hooks, "down\nup v2\npromote v2\ndown v2\n");
     // The state file holds the same.
     let saved = StateFile::load(&w.state_path).unwrap();
     assert_eq!(saved.rollouts["web"], st);
