@@ -118,6 +118,9 @@ impl PrometheusClient {
                 .map_err(|e| QueryError::Config(format!("header {k:?} value: {e}")))?;
             headers.insert(name, value);
         }
+        // In workspace builds reqwest gets rustls without a provider (feature unification via
+        // kube-fake-client); building a client would then panic. Installing ring is idempotent.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .default_headers(headers)
