@@ -58,6 +58,59 @@ impl StepVars {
     }
 }
 
+impl StepVars {
+    /// Variables for a Kubernetes Rollout: `primary` / `canary` are the Service names Sluice
+    /// creates (`BASE-primary`, `BASE-canary` or the blue/green preview Service), `ingress` the
+    /// user's Ingress (ingress-nginx), `service` the base name, `interval` the analysis interval.
+    pub fn for_rollout(rollout: &sluice_crds::Rollout) -> StepVars {
+        let spec = &rollout.spec;
+        let base = spec
+            .service
+            .name
+            .clone()
+            .unwrap_or_else(|| spec.target_ref.name.clone());
+        let canary = spec
+            .strategy
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.preview_service.clone())
+            .unwrap_or_else(|| format!("{base}-canary"));
+        StepVars {
+            namespace: rollout
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_string()),
+            name: rollout.metadata.name.clone().unwrap_or_default(),
+            primary: format!("{base}-primary"),
+            canary,
+            interval: spec
+                .analysis
+                .as_ref()
+                .map(promql_interval)
+                .unwrap_or_else(|| "1m".to_string()),
+            ingress: spec
+                .router
+                .nginx
+                .as_ref()
+                .map(|n| n.ingress_ref.clone())
+                .unwrap_or_default(),
+            service: base,
+            port: spec.service.port.to_string(),
+        }
+    }
+}
+
+/// The built-in flavour of a Kubernetes router: ingress-nginx or Traefik (CRD / Gateway API:
+/// Traefik's service labels).
+pub fn provider_for_router(router: &sluice_crds::RouterSpec) -> Provider {
+    if router.nginx.is_some() {
+        Provider::NginxIngress
+    } else {
+        Provider::Traefik
+    }
+}
+
 /// The analysis interval as a PromQL duration (`2s`, `1m`), defaulting to `1m` when unparsable.
 pub fn promql_interval(spec: &AnalysisSpec) -> String {
     sluice_crds::parse_duration(&spec.interval)

@@ -319,3 +319,48 @@ fn verdict_mapping() {
     };
     assert_eq!(promql_interval(&spec), "1m30s");
 }
+
+#[test]
+fn kubernetes_rollout_variables() {
+    let mut r = sluice_crds::Rollout::new(
+        "web",
+        sluice_crds::RolloutSpec {
+            target_ref: sluice_crds::TargetRef {
+                name: "podinfo".into(),
+                ..Default::default()
+            },
+            service: sluice_crds::ServiceSpec {
+                port: 9898,
+                ..Default::default()
+            },
+            router: sluice_crds::RouterSpec {
+                nginx: Some(sluice_crds::NginxRouter {
+                    ingress_ref: "podinfo".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            analysis: Some(AnalysisSpec {
+                interval: "30s".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    r.metadata.namespace = Some("shop".into());
+    let v = StepVars::for_rollout(&r);
+    assert_eq!(
+        (
+            v.namespace.as_str(),
+            v.name.as_str(),
+            v.primary.as_str(),
+            v.canary.as_str()
+        ),
+        ("shop", "web", "podinfo-primary", "podinfo-canary")
+    );
+    assert_eq!(
+        (v.interval.as_str(), v.ingress.as_str(), v.port.as_str()),
+        ("30s", "podinfo", "9898")
+    );
+    assert_eq!(provider_for_router(&r.spec.router), Provider::NginxIngress);
+}
