@@ -166,8 +166,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         ))),
         insecure_allow_anonymous: false,
     };
-    let store = KubeStore::new(client.clone()).with_namespace(args.namespace.clone());
-    let state = ApiState::new(Arc::new(store), telemetry, auth);
+    let rollouts: Api<Rollout> = api_for(&client, ns);
+    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+    let store: Store<Rollout> = controller.store();
+    // The API reads from the controller's reflector cache, never polling the API server.
+    let api_store = KubeStore::new(client.clone())
+        .with_namespace(args.namespace.clone())
+        .with_cache(store.clone());
+    let state = ApiState::new(Arc::new(api_store), telemetry, auth);
     let api_token = token.clone();
     let listen = args.listen;
     let server = tokio::spawn(async move {
@@ -178,9 +184,6 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         }
     });
 
-    let rollouts: Api<Rollout> = api_for(&client, ns);
-    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
-    let store: Store<Rollout> = controller.store();
     let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
     let stop = token.clone();
     info!(namespace = ?ns, concurrency = args.concurrency, "controller starting");
