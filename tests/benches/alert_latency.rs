@@ -264,8 +264,11 @@ fn dist(name: &'static str, samples: &[AbortSample], f: fn(&AbortSample) -> f64)
     }
 }
 
+/// A named column of the samples.
+type Column = (&'static str, fn(&AbortSample) -> f64);
+
 fn report(requested: usize, failed: usize, samples: Vec<AbortSample>) -> AlertReport {
-    let cols: [(&'static str, fn(&AbortSample) -> f64); 9] = [
+    let cols: [Column; 9] = [
         ("alert posted -> webhook received (Alertmanager)", |s| {
             s.alertmanager_ms
         }),
