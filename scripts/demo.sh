@@ -231,6 +231,9 @@ scenario a "(a) healthy canary v2 (1% errors, like stable): expect promotion" v2
 scenario b "(b) faulty canary v3 (10% errors, 10x stable): expect rollback by analysis" v3 analysis 0.10
 scenario c "(c) canary v4 with 50% errors, no analysis gate: expect abort by a Prometheus alert via Alertmanager" v4 alert 0.5
 
+say "sluice status (the CLI talking to the standalone API)"
+"$BIN/sluice" status web -n standalone --server "$API" --token "$TOKEN" || true
+
 say "summary"
 printf '%-28s %-10s %-17s %-22s %s\n' scenario outcome "time to decision" "served by canary" "reason"
 for k in a b c; do
