@@ -14,13 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-use k8s_openapi::api::networking::v1::{
-    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, ServiceBackendPort,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use kube_fake_client::ClientBuilder;
@@ -31,13 +25,13 @@ use sluice_controller::clock::ManualClock;
 use sluice_controller::core::AnalysisRun;
 use sluice_controller::k8s::analysis::{AnalysisRunner, BridgeAnalysis};
 use sluice_controller::k8s::{reconcile, Context};
-use sluice_crds::{
-    AnalysisSpec, AnalysisTemplate, CanaryStep, CanaryStrategy, MetricSpec, NginxRouter, Rollout,
-    RolloutSpec, RouterSpec, ServiceSpec, Strategy, TargetRef, Threshold,
-};
+use sluice_crds::{AnalysisTemplate, Rollout};
 
-const NS: &str = "bench";
-const QUERY: &str = "sum(rate(http_ok_total[1m])) / sum(rate(http_total[1m]))";
+#[path = "scale/fixtures.rs"]
+mod fixtures;
+
+use fixtures::{deployment, ingress, name, rollout, NS};
+
 /// Simulated time between two reconcile rounds.
 const ROUND: i64 = 30;
 
@@ -106,138 +100,6 @@ impl AnalysisRunner for CountingRunner {
     ) -> BoxFuture<'a, AnalysisRun> {
         self.runs.fetch_add(1, Ordering::Relaxed);
         self.inner.run(rollout, revision, now)
-    }
-}
-
-fn name(i: usize) -> String {
-    format!("app-{i:05}")
-}
-
-fn rollout(i: usize) -> Rollout {
-    let n = name(i);
-    let mut r = Rollout::new(
-        &n,
-        RolloutSpec {
-            target_ref: TargetRef {
-                api_version: "apps/v1".into(),
-                kind: "Deployment".into(),
-                name: n.clone(),
-            },
-            service: ServiceSpec {
-                port: 80,
-                target_port: Some(8080),
-                ..ServiceSpec::default()
-            },
-            strategy: Strategy {
-                canary: Some(CanaryStrategy {
-                    steps: vec![
-                        CanaryStep::weight(20),
-                        CanaryStep::analyse(),
-                        CanaryStep::weight(50),
-                        CanaryStep::analyse(),
-                    ],
-                    ..CanaryStrategy::default()
-                }),
-                blue_green: None,
-            },
-            router: RouterSpec {
-                nginx: Some(NginxRouter {
-                    ingress_ref: n.clone(),
-                    ..NginxRouter::default()
-                }),
-                ..RouterSpec::default()
-            },
-            analysis: Some(AnalysisSpec {
-                interval: "30s".into(),
-                failure_limit: 0,
-                inconclusive_limit: 3,
-                error_limit: 3,
-                metrics: vec![MetricSpec {
-                    name: "success".into(),
-                    query: Some(QUERY.into()),
-                    threshold: Some(Threshold {
-                        min: Some(0.99),
-                        max: None,
-                    }),
-                    ..MetricSpec::default()
-                }],
-                ..AnalysisSpec::default()
-            }),
-            progress_deadline_seconds: 3600,
-            ..RolloutSpec::default()
-        },
-    );
-    r.metadata.namespace = Some(NS.into());
-    r.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
-    r
-}
-
-fn deployment(i: usize, image: &str) -> Deployment {
-    let labels = BTreeMap::from([("app".to_string(), name(i))]);
-    Deployment {
-        metadata: ObjectMeta {
-            name: Some(name(i)),
-            namespace: Some(NS.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(DeploymentSpec {
-            replicas: Some(2),
-            selector: LabelSelector {
-                match_labels: Some(labels.clone()),
-                match_expressions: None,
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: "app".into(),
-                        image: Some(image.into()),
-                        ..Container::default()
-                    }],
-                    ..PodSpec::default()
-                }),
-            },
-            ..DeploymentSpec::default()
-        }),
-        status: None,
-    }
-}
-
-fn ingress(i: usize) -> Ingress {
-    let backend = IngressBackend {
-        resource: None,
-        service: Some(IngressServiceBackend {
-            name: format!("{}-primary", name(i)),
-            port: Some(ServiceBackendPort {
-                number: Some(80),
-                name: None,
-            }),
-        }),
-    };
-    Ingress {
-        metadata: ObjectMeta {
-            name: Some(name(i)),
-            namespace: Some(NS.into()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(IngressSpec {
-            ingress_class_name: Some("nginx".into()),
-            rules: Some(vec![IngressRule {
-                host: Some(format!("{}.example.com", name(i))),
-                http: Some(HTTPIngressRuleValue {
-                    paths: vec![HTTPIngressPath {
-                        path: Some("/".into()),
-                        path_type: "Prefix".into(),
-                        backend,
-                    }],
-                }),
-            }]),
-            ..IngressSpec::default()
-        }),
-        status: None,
     }
 }
 
@@ -450,6 +312,7 @@ pub async fn run_one(cfg: &ScaleConfig) -> ScaleResult {
     let reconciles = d.len() as u64;
     let analysis_runs = runner.runs.load(Ordering::Relaxed) - runs0;
     let prometheus_queries = source.queries.load(Ordering::Relaxed) - queries0;
+    let rss_end_mb = proc_status_mb("VmRSS");
     let per = |total: f64, k: u64| if k == 0 { 0.0 } else { total / k as f64 };
     ScaleResult {
         rollouts: n,
@@ -467,8 +330,9 @@ pub async fn run_one(cfg: &ScaleConfig) -> ScaleResult {
         steps: tally.steps,
         cpu_ms_per_step: per(tally.cpu_s * 1000.0, tally.steps),
         rss_setup_mb,
-        rss_end_mb: proc_status_mb("VmRSS"),
-        rss_peak_mb: proc_status_mb("VmHWM"),
+        rss_end_mb,
+        // The kernel updates VmHWM lazily; it can trail the VmRSS just read.
+        rss_peak_mb: proc_status_mb("VmHWM").max(rss_end_mb),
         analysis_runs,
         prometheus_queries,
         queries_per_analysis: per(prometheus_queries as f64, analysis_runs),
