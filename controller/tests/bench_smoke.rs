@@ -85,3 +85,19 @@ fn no_canary_traffic_is_never_promoted() {
         assert_eq!(r.canary_requests, 0);
     }
 }
+
+/// Not a check: `BENCH_SEEDS=50 cargo test --release -p sluice-controller --test bench_smoke -- --ignored --nocapture`
+/// prints the tables without going through the CLI.
+#[test]
+#[ignore]
+fn print_tables() {
+    let seeds = std::env::var("BENCH_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let mut plan = tiny_plan(seeds);
+    plan.seeds = seeds;
+    plan.horizon = 1800;
+    let report = bench::run_plan(&plan);
+    println!("{}", report.markdown());
+}

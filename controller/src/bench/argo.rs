@@ -71,7 +71,7 @@ impl Policy for Argo {
             return Control::weight(0);
         }
         let since = t - start;
-        if since > 0 && since % self.cfg.interval == 0 {
+        if since > 0 && since.is_multiple_of(self.cfg.interval) {
             let (canary, _) = h.window(t - self.cfg.interval, t);
             let sr = success_rate_percent(&canary) / 100.0;
             if sr.is_nan() || sr < self.cfg.min_success {

@@ -70,7 +70,7 @@ impl Flagger {
 impl Policy for Flagger {
     fn control(&mut self, t: u64, h: &History) -> Control {
         // t = 0 is the tick that saw the new revision and scaled the canary up.
-        if t == 0 || t % self.cfg.interval != 0 {
+        if t == 0 || !t.is_multiple_of(self.cfg.interval) {
             return Control::weight(self.weight);
         }
         if self.failed_checks >= self.cfg.threshold {

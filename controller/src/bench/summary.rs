@@ -109,15 +109,12 @@ fn div(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 pub fn ratios(cells: &[Cell], scenarios: &[Scenario]) -> Vec<Ratio> {
     let find = |p: &str, s: &str| cells.iter().find(|c| c.policy == p && c.scenario == s);
     let mut out = Vec::new();
-    let sluices: Vec<&str> = {
-        let mut v: Vec<&str> = cells
-            .iter()
-            .map(|c| c.policy.as_str())
-            .filter(|p| p.starts_with("sluice"))
-            .collect();
-        v.dedup();
-        v
-    };
+    let mut sluices: Vec<&str> = Vec::new();
+    for c in cells {
+        if c.policy.starts_with("sluice") && !sluices.contains(&c.policy.as_str()) {
+            sluices.push(&c.policy);
+        }
+    }
     for sc in scenarios {
         for s in &sluices {
             for b in ["flagger", "argo"] {
