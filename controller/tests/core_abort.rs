@@ -444,32 +444,6 @@ fn failed_revision_is_not_retried_until_a_new_one_appears() {
 }
 
 #[test]
-fn abort_within_post_promotion_watch_marks_the_revision_failed() {
-    let mut spec = canary(vec![w(50)]);
-    spec.analysis = None;
-    spec.post_promotion_watch_seconds = 300;
-    let script = Script::new()
-        .revision(30, "v2")
-        .command(200, "alert", CommandAction::Abort);
-    let tl = run(&spec, pass(), script, 400);
-    assert_eq!(tl.final_phase(), Phase::Failed);
-    let st = &tl.final_status;
-    assert_eq!(st.stable_revision.as_deref(), Some("v2"));
-    assert_eq!(st.previous_stable_revision.as_deref(), Some("v1"));
-    assert_eq!(
-        st.condition("Aborted").unwrap().reason,
-        "PostPromotionAbort"
-    );
-    assert!(st
-        .message
-        .as_deref()
-        .unwrap()
-        .contains("re-apply the previous version"));
-    assert!(tl.events().contains(&"RevertRequired".to_string()));
-    assert_eq!(tl.set_weights(), vec![0, 50, 0]);
-}
-
-#[test]
 fn abort_after_the_watch_window_is_ignored() {
     let mut spec = canary(vec![w(50)]);
     spec.analysis = None;

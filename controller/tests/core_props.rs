@@ -94,6 +94,10 @@ fn spec_for(kind: u8, limit: u32, skip: bool) -> RolloutSpec {
         a.on_inconclusive = sluice_crds::InconclusivePolicy::Fail;
     }
     s.skip_analysis = skip;
+    // Some kinds watch after promotion, so aborts can revert.
+    if kind % 2 == 0 {
+        s.post_promotion_watch_seconds = 300;
+    }
     s
 }
 
@@ -331,7 +335,9 @@ fn drive(kind: u8, limit: u32, skip: bool, ops: Vec<Op>) -> Vec<Phase> {
         if op.apply_effects {
             for e in &d.effects {
                 match e {
-                    Effect::ApplyPrimary { revision } => world.primary = Some(revision.clone()),
+                    Effect::ApplyPrimary { revision } | Effect::RevertPrimary { revision } => {
+                        world.primary = Some(revision.clone())
+                    }
                     Effect::ScaleCanary { up } => world.target_up = *up,
                     Effect::SetWeight { weight } => world.router = Some(*weight),
                     _ => {}

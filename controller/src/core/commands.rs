@@ -2,11 +2,8 @@
 //! acknowledged in status, whatever the outcome. A command naming another revision than the
 //! one in progress is acknowledged and ignored.
 //!
-//! Post-promotion abort: within `postPromotionWatchSeconds` after a promotion, an abort marks
-//! the promoted revision Failed (Aborted condition, Event) but cannot put the previous revision
-//! back: the effects can only copy the target's *current* template to the primary, and only the
-//! previous revision's hash is kept. The message tells the operator to re-apply the previous
-//! version, which then rolls out as a new revision.
+//! Post-promotion abort: within `postPromotionWatchSeconds` after a promotion, an abort reverts
+//! the primary to the previous stable revision (see [`rollback::start_revert`]).
 
 use sluice_crds::{Command, CommandAck, CommandAction, Phase, Step};
 
@@ -173,8 +170,6 @@ fn in_watch_window(cx: &Ctx) -> bool {
 }
 
 fn post_promotion_abort(cx: &mut Ctx, cmd: &Command) {
-    let now = cx.now;
-    let promoted = cx.st.stable_revision.clone().unwrap_or_default();
     let Some(previous) = cx.st.previous_stable_revision.clone() else {
         cx.event(
             EventType::Warning,
@@ -192,26 +187,17 @@ fn post_promotion_abort(cx: &mut Ctx, cmd: &Command) {
         "command"
     };
     let why = match (&cmd.alert_name, &cmd.reason) {
-        (Some(a), _) => format!("alert {a} firing"),
-        (None, Some(r)) => r.clone(),
+        (Some(a), Some(r)) => format!("alert {a} firing: {r}"),
+        (Some(a), None) => format!("alert {a} firing"),
+        (None, Some(r)) => format!("aborted by {}: {r}", by(cmd)),
         (None, None) => format!("aborted by {}", by(cmd)),
     };
-    let reason = format!(
-        "post-promotion abort of {promoted} ({why}): reverting to {previous} needs its pod template, which Sluice does not keep; re-apply the previous version to roll it out"
+    rollback::start_revert(
+        cx,
+        source,
+        &previous,
+        &why,
+        cmd.alert_name.clone(),
+        cmd.fingerprint.clone(),
     );
-    cx.st.abort = Some(sluice_crds::AbortInfo {
-        source: source.to_string(),
-        reason: reason.clone(),
-        alert_name: cmd.alert_name.clone(),
-        fingerprint: cmd.fingerprint.clone(),
-        revision: Some(promoted),
-        at: now,
-    });
-    cx.st.phase = Phase::Failed;
-    cx.st
-        .set_condition(cond::ABORTED, true, "PostPromotionAbort", &reason, now);
-    cx.st
-        .set_condition(cond::PROMOTED, false, "PostPromotionAbort", &reason, now);
-    cx.message(reason.clone());
-    cx.event(EventType::Warning, "RevertRequired", reason);
 }

@@ -95,6 +95,9 @@ pub enum Effect {
     /// Create or update `NAME-primary` from the target's template of `revision`, with the target's replicas
     /// (first sight, or promotion), plus the primary/canary Services.
     ApplyPrimary { revision: String },
+    /// Put `NAME-primary` back on the template of `revision`, the stable revision before the
+    /// last promotion (post-promotion abort). The shell kept that template when it promoted.
+    RevertPrimary { revision: String },
     /// Scale the target (canary) to the replicas in its spec (Up) or to zero (Down).
     ScaleCanary { up: bool },
     /// Route `weight`% (0..=100) to the canary, the rest to primary.

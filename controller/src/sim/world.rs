@@ -1,5 +1,6 @@
 //! The simulated world: target and primary Deployments that become ready after a delay, and a
-//! router whose weight changes immediately or after a lag.
+//! router whose weight changes immediately or after a lag. Like the shells, the primary keeps
+//! the template it ran before its last change, so a post-promotion revert can restore it.
 
 use std::time::Duration;
 
@@ -43,6 +44,11 @@ pub struct SimRouter {
 pub struct World {
     pub target: SimDeployment,
     pub primary: SimDeployment,
+    /// The revision the primary ran before its template last changed (the shells keep that
+    /// template: an annotation on the k8s primary, the state file in standalone).
+    pub primary_previous: Option<String>,
+    /// `RevertPrimary` effects that found no kept template (a shell would report an error).
+    pub revert_errors: u32,
     pub router: SimRouter,
     /// The latest command (like the command annotation: it stays until replaced).
     pub command: Option<Command>,
@@ -64,6 +70,8 @@ impl World {
                 ready_at: Some(now),
             },
             primary: SimDeployment::default(),
+            primary_previous: None,
+            revert_errors: 0,
             router: SimRouter::default(),
             command: None,
             generation: 1,
@@ -108,9 +116,17 @@ impl World {
             Effect::ApplyPrimary { revision } => {
                 self.primary.exists = true;
                 self.primary.replicas = self.replicas;
-                if self.primary.revision.as_deref() != Some(revision.as_str()) {
-                    self.primary.revision = Some(revision.clone());
-                    self.primary.ready_at = Some(add(now, self.primary_ready_delay));
+                self.set_primary_revision(revision, now);
+            }
+            Effect::RevertPrimary { revision } => {
+                let current = self.primary.revision.as_deref() == Some(revision.as_str());
+                if current {
+                    return;
+                }
+                if self.primary.exists && self.primary_previous.as_deref() == Some(revision) {
+                    self.set_primary_revision(revision, now);
+                } else {
+                    self.revert_errors += 1;
                 }
             }
             Effect::ScaleCanary { up: true } => {
@@ -134,6 +150,14 @@ impl World {
                 }
             }
             Effect::RunAnalysis { .. } | Effect::Event { .. } => {}
+        }
+    }
+
+    /// Change the primary's template (a no-op when it already runs `revision`).
+    fn set_primary_revision(&mut self, revision: &str, now: DateTime<Utc>) {
+        if self.primary.revision.as_deref() != Some(revision) {
+            self.primary_previous = self.primary.revision.replace(revision.to_string());
+            self.primary.ready_at = Some(add(now, self.primary_ready_delay));
         }
     }
 
