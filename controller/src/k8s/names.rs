@@ -8,6 +8,10 @@ use sluice_crds::{Rollout, MANAGED_BY, MANAGED_BY_LABEL};
 
 /// Annotation on `NAME-primary`: the target revision (pod-template hash) it was copied from.
 pub const REVISION_ANNOTATION: &str = "sluice.dev/revision";
+/// On `NAME-primary`: the pod template it ran before its last template change (JSON), and
+/// that template's revision; what a post-promotion revert restores.
+pub const PREVIOUS_TEMPLATE_ANNOTATION: &str = "sluice.dev/previous-template";
+pub const PREVIOUS_REVISION_ANNOTATION: &str = "sluice.dev/previous-revision";
 /// Annotation on the target: the user's replicas, recorded when Sluice scales it to zero.
 pub const DESIRED_REPLICAS_ANNOTATION: &str = "sluice.dev/desired-replicas";
 /// Label on created objects naming the Rollout that owns them.

@@ -215,6 +215,9 @@ async fn execute(
             Effect::ApplyPrimary { revision } => {
                 workloads.apply_primary(revision).await?;
             }
+            Effect::RevertPrimary { revision } => {
+                workloads.revert_primary(revision).await?;
+            }
             Effect::ScaleCanary { up } => workloads.scale_canary(*up).await?,
             Effect::SetWeight { weight } => router.set_weight(*weight).await?,
             Effect::RunAnalysis { revision } => analysis = Some(revision.clone()),

@@ -13,8 +13,8 @@ use tracing::{debug, info};
 use super::error::{is_not_found, Error};
 use super::names::{is_managed, Names, DESIRED_REPLICAS_ANNOTATION};
 use super::objects::{
-    canary_service, desired_replicas, primary_deployment, primary_revision, primary_service,
-    service_patch, template_revision, workload_state,
+    canary_service, desired_replicas, keep_previous_template, primary_deployment, primary_revision,
+    primary_service, reverted_primary, service_patch, template_revision, workload_state,
 };
 use crate::core::WorkloadState;
 
@@ -37,6 +37,11 @@ pub trait Workloads: Send + Sync {
     /// Copy the target to `NAME-primary` if the target's revision is `revision`; ensure the Services.
     fn apply_primary<'a>(&'a self, revision: &'a str)
         -> BoxFuture<'a, Result<ApplyOutcome, Error>>;
+    /// Put `NAME-primary` back on the template it kept for `revision` (post-promotion revert).
+    fn revert_primary<'a>(
+        &'a self,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<ApplyOutcome, Error>>;
     /// Create or repair the primary/canary Services (no-op while the target is missing).
     fn ensure_services(&self) -> BoxFuture<'_, Result<(), Error>>;
     /// Scale the target to the user's replicas (`up`) or to zero, recording the replicas first.
@@ -162,7 +167,8 @@ impl Workloads for KubeWorkloads {
                 }
                 Some(e) => {
                     // Full replace (resourceVersion kept): removed fields must disappear too.
-                    let obj = primary_deployment(&self.names, &target, revision, Some(e));
+                    let mut obj = primary_deployment(&self.names, &target, revision, Some(e));
+                    keep_previous_template(&mut obj, e).map_err(Error::Invalid)?;
                     self.deployments
                         .replace(&self.names.primary, &PostParams::default(), &obj)
                         .await?;
@@ -172,6 +178,29 @@ impl Workloads for KubeWorkloads {
             };
             self.ensure_services_for(&target).await?;
             Ok(outcome)
+        })
+    }
+
+    fn revert_primary<'a>(
+        &'a self,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<ApplyOutcome, Error>> {
+        Box::pin(async move {
+            let Some(existing) = self.deployments.get_opt(&self.names.primary).await? else {
+                return Err(Error::Invalid(format!(
+                    "cannot revert to revision {revision}: {} does not exist",
+                    self.names.primary
+                )));
+            };
+            if primary_revision(&existing).as_deref() == Some(revision) {
+                return Ok(ApplyOutcome::Unchanged);
+            }
+            let obj = reverted_primary(&existing, revision).map_err(Error::Invalid)?;
+            self.deployments
+                .replace(&self.names.primary, &PostParams::default(), &obj)
+                .await?;
+            info!(revision, "reverted primary to its previous template");
+            Ok(ApplyOutcome::Updated)
         })
     }
 

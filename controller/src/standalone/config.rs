@@ -86,6 +86,11 @@ pub struct HooksConfig {
     /// only records the new stable revision (the stable backend keeps what it runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub promote: Vec<String>,
+    /// Run when an abort inside `postPromotionWatchSeconds` reverts a promotion: put the
+    /// previous stable revision (`SLUICE_REVISION`) back on the stable backend; the reverted one
+    /// is `SLUICE_REVERTED_REVISION`. Without it, only the recorded stable revision changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revert: Vec<String>,
     /// Run to start the canary backend (`SLUICE_SCALE=up`) or stop it (`down`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scale_canary: Vec<String>,

@@ -106,6 +106,14 @@ async fn execute(
                     st.primary_revision = Some(revision.clone());
                 }
             }
+            Effect::RevertPrimary { revision } => {
+                if st.primary_revision.as_deref() != Some(revision.as_str()) {
+                    let from = st.primary_revision.clone().unwrap_or_default();
+                    let env = [("SLUICE_REVERTED_REVISION", from.as_str())];
+                    run_hook(&cfg.hooks.revert, cfg, revision, &env).await?;
+                    st.primary_revision = Some(revision.clone());
+                }
+            }
             Effect::ScaleCanary { up } => {
                 // The state machine repeats idempotent effects every tick; a hook runs on a change.
                 if st.canary_up != Some(*up) {
