@@ -32,21 +32,24 @@ started=$SECONDS
 step "test-bed components (NGINX, Alertmanager): scripts/install-deps.sh"
 bash scripts/install-deps.sh
 
-step "build release once: sluice + the two bench binaries"
-cargo build --release -p sluice-controller --bin sluice
-cargo bench --no-run -p sluice-controller --bench scale
-cargo bench --no-run -p sluice-tests --bench alert_latency
+step "build release once: sluice and the two bench binaries (one cargo call: one feature set)"
+log="$(mktemp)"
+cargo bench --no-run -p sluice-controller -p sluice-tests --bench scale --bench alert_latency 2>&1 | tee "$log"
+exe() { sed -n "s|.*Executable benches/$1.rs (\(.*\))|\1|p" "$log" | tail -1; }
+SCALE_BIN="$(exe scale)"
+ALERT_BIN="$(exe alert_latency)"
+rm -f "$log"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+# Bench builds also build the package's binaries; build it explicitly if this cargo did not.
+[ -x "$TARGET/release/sluice" ] || cargo build --release -p sluice-controller -p sluice-tests --bin sluice
 
 step "decision quality: sluice bench${QUICK:+ --quick}"
 "$TARGET/release/sluice" bench --out "$OUT" ${QUICK:+--quick}
 
 step "alert -> rollback latency: $ABORTS aborts"
-cargo bench -q -p sluice-tests --bench alert_latency -- \
-    --aborts "$ABORTS" --json "$OUT/alert_latency.json" | tee "$OUT/alert_latency.md"
+"$ALERT_BIN" --aborts "$ABORTS" --json "$OUT/alert_latency.json" | tee "$OUT/alert_latency.md"
 
 step "controller scale: $SIZES rollouts"
-cargo bench -q -p sluice-controller --bench scale -- \
-    --sizes "$SIZES" --json "$OUT/scale.json" | tee "$OUT/scale.md"
+"$SCALE_BIN" --sizes "$SIZES" --json "$OUT/scale.json" | tee "$OUT/scale.md"
 
 step "done in $((SECONDS - started)) s; results in $OUT/"
