@@ -95,7 +95,7 @@ fn spec_for(kind: u8, limit: u32, skip: bool) -> RolloutSpec {
     }
     s.skip_analysis = skip;
     // Some kinds watch after promotion, so aborts can revert.
-    if kind % 2 == 0 {
+    if kind.is_multiple_of(2) {
         s.post_promotion_watch_seconds = 300;
     }
     s

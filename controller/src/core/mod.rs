@@ -8,6 +8,8 @@
 //! pauses) → `Promoting` (ApplyPrimary, wait, SetWeight 0, ScaleCanary down) → `Succeeded`.
 //! Abort (command, alert, analysis, deadline): SetWeight 0 first → `RollingBack` → once the
 //! router reads 0: ScaleCanary down → `Failed`. A failed revision is not retried.
+//! Abort within postPromotionWatchSeconds after a promotion: `RollingBack` (RevertPrimary to the
+//! previous stable revision, wait until it is ready) → `Failed` with the previous one stable.
 //! Blue/green runs on the same step engine as `[Analysis, Pause(None) unless autoPromote,
 //! SetWeight(100)]` (see [`plan`]).
 //!

@@ -1,6 +1,6 @@
 //! The standalone tick against an in-memory router, the analysis crate's fake metrics source
 //! and two listening sockets as backends: initialization, a promoted rollout, an abort command
-//! through the `RolloutStore`, and resuming from the state file.
+//! through the `RolloutStore`, resuming from the state file, and a revert after promotion.
 
 use std::sync::Mutex;
 
@@ -71,6 +71,8 @@ fn config(
     hooks:
       scaleCanary: ["sh", "-c", "echo $SLUICE_SCALE $SLUICE_REVISION >> {log}"]
       promote: ["sh", "-c", "echo promote $SLUICE_REVISION >> {log}"]
+      revert: ["sh", "-c", "echo revert $SLUICE_REVISION from $SLUICE_REVERTED_REVISION >> {log}"]
+    postPromotionWatchSeconds: 600
 "#
     );
     StandaloneConfig::parse(&text, std::path::Path::new("/x/rollouts.yaml")).unwrap()
@@ -241,4 +243,55 @@ async fn abort_through_the_store_rolls_back_and_survives_a_restart() {
         .annotations
         .unwrap()
         .contains_key(sluice_crds::COMMAND_ANNOTATION));
+}
+
+#[tokio::test]
+async fn abort_after_promotion_runs_the_revert_hook_and_fails_the_revision() {
+    let mut w = World::new();
+    w.ticks(3).await;
+    w.set_version("v2");
+    w.ticks(8).await;
+    assert_eq!(w.phase(), Phase::Succeeded);
+    let cmd = Command {
+        id: "am".into(),
+        action: CommandAction::Abort,
+        by: Some("alertmanager".into()),
+        reason: None,
+        alert_name: Some("HighErrorRate".into()),
+        fingerprint: None,
+        revision: None,
+        at: w.now,
+    };
+    w.shared
+        .store()
+        .command("standalone", "web", cmd)
+        .await
+        .unwrap();
+    w.ticks(3).await;
+    let st = w.shared.rollout_state("web");
+    assert_eq!(st.status.phase, Phase::Failed, "{:?}", st.status);
+    assert_eq!(st.primary_revision.as_deref(), Some("v1"));
+    assert_eq!(st.status.stable_revision.as_deref(), Some("v1"));
+    let abort = st.status.abort.clone().unwrap();
+    assert_eq!(abort.revision.as_deref(), Some("v2"));
+    assert_eq!(
+        abort.reason,
+        "reverted to v1 after promotion: alert HighErrorRate firing"
+    );
+    assert_eq!(*w.router.weight.lock().unwrap(), Some(0));
+    let hooks = std::fs::read_to_string(w._dir.path().join("hooks.log")).unwrap();
+    assert_eq!(
+        hooks,
+        "down\nup v2\npromote v2\ndown v2\nrevert v1 from v2\n"
+    );
+    // Failed v2 is not retried while the config still names it.
+    w.ticks(2).await;
+    assert_eq!(w.phase(), Phase::Failed);
+    assert_eq!(
+        std::fs::read_to_string(w._dir.path().join("hooks.log"))
+            .unwrap()
+            .lines()
+            .count(),
+        5
+    );
 }
