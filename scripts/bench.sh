@@ -44,12 +44,19 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 [ -x "$TARGET/release/sluice" ] || cargo build --release -p sluice-controller -p sluice-tests --bin sluice
 
 step "decision quality: sluice bench${QUICK:+ --quick}"
-"$TARGET/release/sluice" bench --out "$OUT" ${QUICK:+--quick}
+failed=""
+"$TARGET/release/sluice" bench --out "$OUT" ${QUICK:+--quick} || failed="$failed sluice-bench"
 
 step "alert -> rollback latency: $ABORTS aborts"
-"$ALERT_BIN" --aborts "$ABORTS" --json "$OUT/alert_latency.json" | tee "$OUT/alert_latency.md"
+"$ALERT_BIN" --aborts "$ABORTS" --json "$OUT/alert_latency.json" | tee "$OUT/alert_latency.md" ||
+    failed="$failed alert_latency"
 
 step "controller scale: $SIZES rollouts"
-"$SCALE_BIN" --sizes "$SIZES" --json "$OUT/scale.json" | tee "$OUT/scale.md"
+"$SCALE_BIN" --sizes "$SIZES" --json "$OUT/scale.json" | tee "$OUT/scale.md" ||
+    failed="$failed scale"
 
+if [ -n "$failed" ]; then
+    step "FAILED:$failed ($((SECONDS - started)) s); partial results in $OUT/"
+    exit 1
+fi
 step "done in $((SECONDS - started)) s; results in $OUT/"
