@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -190,6 +191,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     controller
         .owns(
             api_for::<Service>(&client, ns),
+            watcher::Config::default().labels(&managed),
+        )
+        // Edits by others to the canary Ingress are seen at once and reverted by the next reconcile.
+        .owns(
+            api_for::<Ingress>(&client, ns),
             watcher::Config::default().labels(&managed),
         )
         .watches(
