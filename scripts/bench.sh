@@ -39,6 +39,10 @@ exe() { sed -n "s|.*Executable benches/$1.rs (\(.*\))|\1|p" "$log" | tail -1; }
 SCALE_BIN="$(exe scale)"
 ALERT_BIN="$(exe alert_latency)"
 rm -f "$log"
+if [ -z "$SCALE_BIN" ] || [ -z "$ALERT_BIN" ]; then
+    echo "bench.sh: bench executables not found in cargo's output" >&2
+    exit 1
+fi
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 # Bench builds also build the package's binaries; build it explicitly if this cargo did not.
 [ -x "$TARGET/release/sluice" ] || cargo build --release -p sluice-controller -p sluice-tests --bin sluice
