@@ -49,6 +49,8 @@ pub struct PrometheusConfig {
     pub retries: u32,
     /// First pause before a retry; doubles on each further retry.
     pub retry_backoff: Duration,
+    /// Extra CA certificate(s) (PEM) trusted for `https://` addresses, besides the system roots.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl PrometheusConfig {
@@ -62,6 +64,7 @@ impl PrometheusConfig {
             method: QueryMethod::Get,
             retries: 2,
             retry_backoff: Duration::from_millis(200),
+            ca_pem: None,
         }
     }
 }
@@ -103,10 +106,9 @@ impl PrometheusClient {
     pub fn new(config: PrometheusConfig) -> Result<Self, QueryError> {
         let url = reqwest::Url::parse(&config.address)
             .map_err(|e| QueryError::Config(format!("address {:?}: {e}", config.address)))?;
-        // reqwest is built without TLS here (plain HTTP to an in-cluster Prometheus).
-        if url.scheme() != "http" {
+        if url.scheme() != "http" && url.scheme() != "https" {
             return Err(QueryError::Config(format!(
-                "address {:?}: only http:// is supported (no TLS built in)",
+                "address {:?}: only http:// and https:// are supported",
                 config.address
             )));
         }
@@ -121,9 +123,17 @@ impl PrometheusClient {
         // In workspace builds reqwest gets rustls without a provider (feature unification via
         // kube-fake-client); building a client would then panic. Installing ring is idempotent.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
-            .default_headers(headers)
+            .default_headers(headers);
+        if let Some(pem) = &config.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| QueryError::Config(format!("CA certificate: {e}")))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
             .map_err(|e| QueryError::Config(e.to_string()))?;
         let base = config.address.trim_end_matches('/').to_string();

@@ -226,12 +226,21 @@ fn bad_config_is_rejected() {
         PrometheusClient::new(PrometheusConfig::new("not a url")),
         Err(QueryError::Config(_))
     ));
-    for addr in ["ftp://x", "https://x"] {
-        assert!(matches!(
-            PrometheusClient::new(PrometheusConfig::new(addr)),
-            Err(QueryError::Config(_))
-        ));
-    }
+    assert!(matches!(
+        PrometheusClient::new(PrometheusConfig::new("ftp://x")),
+        Err(QueryError::Config(_))
+    ));
+    assert!(PrometheusClient::new(PrometheusConfig::new("https://x")).is_ok());
+    let cfg = PrometheusConfig {
+        ca_pem: Some(
+            b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".to_vec(),
+        ),
+        ..PrometheusConfig::new("https://x")
+    };
+    assert!(matches!(
+        PrometheusClient::new(cfg),
+        Err(QueryError::Config(_))
+    ));
     let cfg = PrometheusConfig {
         headers: vec![("bad header".into(), "v".into())],
         ..PrometheusConfig::new("http://x")
@@ -240,4 +249,20 @@ fn bad_config_is_rejected() {
         PrometheusClient::new(cfg),
         Err(QueryError::Config(_))
     ));
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_is_a_typed_error() {
+    let (addr, _) = serve().await;
+    let https = addr.replacen("http://", "https://", 1);
+    let c = PrometheusClient::new(PrometheusConfig {
+        retries: 0,
+        ..quick(&https)
+    })
+    .unwrap();
+    let err = c.query("up", None).await.unwrap_err();
+    assert!(
+        matches!(err, QueryError::Connect(_) | QueryError::Http { .. }),
+        "unexpected {err:?}"
+    );
 }
