@@ -79,18 +79,6 @@ pub fn rollouts_for_deployment(
         .collect()
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // main.rs may have installed a subscriber already; keep it then.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
@@ -121,7 +109,7 @@ async fn shutdown_signal(token: CancellationToken) {
 
 /// Run the controller until SIGTERM / Ctrl-C.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    init_logging(args.json_logs);
+    crate::cli::init_logging(args.json_logs);
     let client = Client::try_default()
         .await
         .context("cannot reach the Kubernetes API (kubeconfig or in-cluster config)")?;

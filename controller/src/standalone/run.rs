@@ -172,17 +172,6 @@ fn auth(cfg: &StandaloneConfig, listen: SocketAddr) -> anyhow::Result<AuthConfig
     })
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 async fn shutdown_signal(token: CancellationToken) {
     if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     {
@@ -224,7 +213,7 @@ fn reload(path: &Path, last_text: &mut String, shared: &Shared) -> Option<Standa
 
 /// Run until SIGTERM / Ctrl-C.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    init_logging(args.json_logs);
+    crate::cli::init_logging(args.json_logs);
     let mut last_text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let config = StandaloneConfig::parse(&last_text, &args.file)?;
