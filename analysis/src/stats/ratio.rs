@@ -50,6 +50,14 @@ pub struct SequentialConfig {
     /// If set, the promotion e-value is the mean of the ratio e-value and an e-value for
     /// "canary bad rate < this" (so a canary with ~0 errors can pass when stable has none too).
     pub negligible_bad_rate: Option<f64>,
+    /// Fail needs at least this many canary bad events: a verdict resting on one or two events
+    /// (perhaps one client's retries) is fragile. Only delays a Fail, so alpha still holds.
+    #[serde(default = "default_min_canary_bad_to_fail")]
+    pub min_canary_bad_to_fail: f64,
+}
+
+fn default_min_canary_bad_to_fail() -> f64 {
+    5.0
 }
 
 impl Default for SequentialConfig {
@@ -60,9 +68,12 @@ impl Default for SequentialConfig {
             tolerated_ratio: 1.0,
             bad_ratio: 2.0,
             min_canary_requests: 100.0,
-            fail_grid_max: 100.0,
-            pass_grid_min: 0.25,
+            // Mixtures on plausible ratios: larger ones still fail through r = 20 (monotone
+            // likelihood ratio), smaller ones still pass through r = 0.5.
+            fail_grid_max: 20.0,
+            pass_grid_min: 0.5,
             negligible_bad_rate: Some(0.005),
+            min_canary_bad_to_fail: default_min_canary_bad_to_fail(),
         }
     }
 }
@@ -110,6 +121,9 @@ impl SequentialConfig {
         }
         if self.min_canary_requests.is_nan() || self.min_canary_requests < 0.0 {
             return Err("minCanaryRequests must be >= 0".into());
+        }
+        if self.min_canary_bad_to_fail.is_nan() || self.min_canary_bad_to_fail < 0.0 {
+            return Err("minCanaryBadToFail must be >= 0".into());
         }
         if let Some(p) = self.negligible_bad_rate.filter(|p| !unit(*p)) {
             return Err(format!("negligibleBadRate {p} must be in (0, 1)"));
@@ -345,7 +359,7 @@ pub fn evaluate(config: &SequentialConfig, state: &SequentialState) -> Verdict {
         show(state.stable_bad),
         show(state.stable_requests)
     );
-    let v = if ln_fail >= -config.alpha.ln() {
+    let v = if ln_fail >= -config.alpha.ln() && state.canary_bad >= config.min_canary_bad_to_fail {
         Verdict::fail(
             estimate,
             format!(

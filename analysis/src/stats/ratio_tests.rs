@@ -216,3 +216,37 @@ fn error_free_canary_passes_after_about_1070_requests() {
     }
     assert_eq!(s.canary_requests, 1070.0, "{}", v.reason);
 }
+
+#[test]
+fn a_fail_needs_five_canary_bad_events() {
+    // 4 of 20 canary requests bad vs 1 of 2000 stable: e-value far above 1/alpha, but only 4
+    // canary bad events, so the default holds the Fail back; without the minimum it fails.
+    let cfg = SequentialConfig::default();
+    assert_eq!(cfg.min_canary_bad_to_fail, 5.0);
+    let (s, v) = update(
+        &cfg,
+        &SequentialState::new(&cfg),
+        &counts(20.0, 4.0, 2000.0, 1.0),
+    );
+    assert_eq!(
+        v.cause,
+        Some(InconclusiveCause::NotEnoughEvidence),
+        "{}",
+        v.reason
+    );
+    assert!(v.evidence.unwrap().e_fail >= 20.0);
+    let eager = SequentialConfig {
+        min_canary_bad_to_fail: 0.0,
+        ..cfg
+    };
+    assert_eq!(evaluate(&eager, &s).kind, VerdictKind::Fail);
+    // One more bad canary request reaches the minimum.
+    let (_, v) = update(&cfg, &s, &counts(5.0, 1.0, 500.0, 0.0));
+    assert_eq!(v.kind, VerdictKind::Fail, "{}", v.reason);
+    assert!(SequentialConfig {
+        min_canary_bad_to_fail: f64::NAN,
+        ..cfg
+    }
+    .validate()
+    .is_err());
+}

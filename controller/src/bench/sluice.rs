@@ -56,8 +56,10 @@ impl Default for SluiceConfig {
 impl SluiceConfig {
     fn sequential(&self) -> SequentialConfig {
         SequentialConfig {
+            // As analyse_step does: alpha is split over the two metrics, beta is not (a Pass
+            // needs every metric to pass).
             alpha: self.alpha / 2.0,
-            beta: self.beta / 2.0,
+            beta: self.beta,
             tolerated_ratio: self.tolerated_ratio,
             bad_ratio: self.degraded_ratio,
             min_canary_requests: self.min_canary_requests,
