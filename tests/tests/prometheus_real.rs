@@ -408,7 +408,9 @@ async fn builtin_queries_and_judges_on_real_prometheus() {
         .canary_requests
         - before;
     let expected = 4000.0 * (now - since).num_milliseconds() as f64 / 1000.0;
-    println!("windows after the first: counted {added:.0} canary requests, expected about {expected:.0}");
+    println!(
+        "windows after the first: counted {added:.0} canary requests, expected about {expected:.0}"
+    );
     assert!(
         (added / expected - 1.0).abs() < 0.2,
         "counted {added} canary requests, expected about {expected}"

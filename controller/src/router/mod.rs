@@ -4,10 +4,10 @@
 use futures::future::BoxFuture;
 
 pub mod gateway;
-pub mod nginx_file;
-pub mod traefik_file;
 pub mod ingress_nginx;
+pub mod nginx_file;
 pub mod traefik_crd;
+pub mod traefik_file;
 
 /// Errors of any router.
 #[derive(Debug, thiserror::Error)]
