@@ -24,6 +24,24 @@ pub enum RouterError {
     NotFound(String),
 }
 
+impl RouterError {
+    /// An I/O error on a file a router owns, naming the file.
+    pub fn file(path: &std::path::Path, e: std::io::Error) -> Self {
+        RouterError::Io(format!("{}: {e}", path.display()))
+    }
+}
+
+/// Read a router-owned file back into a canary weight; `None` while the file does not exist yet.
+pub(crate) fn read_weight_file(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str) -> Result<i32, String>,
+) -> Result<Option<i32>, RouterError> {
+    match crate::standalone::atomic::read_optional(path).map_err(|e| RouterError::file(path, e))? {
+        None => Ok(None),
+        Some(text) => parse(&text).map(Some).map_err(RouterError::Io),
+    }
+}
+
 /// Shifts traffic between primary (stable) and canary for one rollout.
 pub trait TrafficRouter: Send + Sync {
     /// Route `weight`% to the canary and the rest to primary. Idempotent: no write when unchanged.

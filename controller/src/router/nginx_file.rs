@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{RouterError, TrafficRouter};
+use super::{read_weight_file, RouterError, TrafficRouter};
 use crate::standalone::atomic::{read_optional, write_atomic};
 
 /// How the router asks NGINX to load a new file.
@@ -327,12 +327,12 @@ impl NginxFileRouter {
             weight,
             self.spec.keepalive,
         );
-        let previous = read_optional(path).map_err(|e| io_err(path, e))?;
+        let previous = read_optional(path).map_err(|e| RouterError::file(path, e))?;
         if previous.as_deref() == Some(text.as_str()) && !state.reload_pending {
             return Ok(());
         }
         if previous.as_deref() != Some(text.as_str()) {
-            write_atomic(path, text.as_bytes()).map_err(|e| io_err(path, e))?;
+            write_atomic(path, text.as_bytes()).map_err(|e| RouterError::file(path, e))?;
             if let Err(msg) = self.control.test().await {
                 // Put the previous file back so a later reload (ours or anyone's) cannot load the bad one.
                 let restored = match &previous {
@@ -357,17 +357,10 @@ impl NginxFileRouter {
 
     async fn read(&self) -> Result<Option<i32>, RouterError> {
         let path = &self.spec.upstream_file;
-        let Some(text) = read_optional(path).map_err(|e| io_err(path, e))? else {
-            return Ok(None);
-        };
-        parse_weight(&text, &self.spec.upstream, &self.stable, &self.canary)
-            .map(Some)
-            .map_err(RouterError::Io)
+        read_weight_file(path, |text| {
+            parse_weight(text, &self.spec.upstream, &self.stable, &self.canary)
+        })
     }
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> RouterError {
-    RouterError::Io(format!("{}: {e}", path.display()))
 }
 
 impl TrafficRouter for NginxFileRouter {

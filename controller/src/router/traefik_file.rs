@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{RouterError, TrafficRouter};
+use super::{read_weight_file, RouterError, TrafficRouter};
 use crate::standalone::atomic::{read_optional, write_atomic};
 
 /// Where the dynamic file is and what its services are called (the standalone YAML's `router.traefik`).
@@ -270,28 +270,19 @@ impl TraefikFileRouter {
             .map_err(RouterError::Io)?;
         // Our own reader must accept what we write (Traefik gives no synchronous answer).
         parse_weight(&text, &self.spec).map_err(RouterError::Rejected)?;
-        let previous = read_optional(path).map_err(|e| io_err(path, e))?;
+        let previous = read_optional(path).map_err(|e| RouterError::file(path, e))?;
         if previous.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        write_atomic(path, text.as_bytes()).map_err(|e| io_err(path, e))?;
+        write_atomic(path, text.as_bytes()).map_err(|e| RouterError::file(path, e))?;
         tracing::info!(path = %path.display(), weight, "traefik dynamic file updated");
         Ok(())
     }
 
     async fn read(&self) -> Result<Option<i32>, RouterError> {
         let path = &self.spec.file;
-        let Some(text) = read_optional(path).map_err(|e| io_err(path, e))? else {
-            return Ok(None);
-        };
-        parse_weight(&text, &self.spec)
-            .map(Some)
-            .map_err(RouterError::Io)
+        read_weight_file(path, |text| parse_weight(text, &self.spec))
     }
-}
-
-fn io_err(path: &Path, e: std::io::Error) -> RouterError {
-    RouterError::Io(format!("{}: {e}", path.display()))
 }
 
 impl TrafficRouter for TraefikFileRouter {
