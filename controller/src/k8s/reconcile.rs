@@ -231,6 +231,7 @@ async fn execute(
     Ok(analysis)
 }
 
+/// An invalid spec: record it and wait for an edit (a spec change triggers the next reconcile).
 async fn report_invalid(
     api: &Api<Rollout>,
     rollout: &Rollout,
@@ -239,22 +240,8 @@ async fn report_invalid(
     message: String,
     now: DateTime<Utc>,
 ) -> Result<Action, Error> {
-    let known = status
-        .condition("Ready")
-        .is_some_and(|c| c.reason == REASON_INVALID && c.message == message);
     status.observed_generation = rollout.metadata.generation;
-    status.message = Some(message.clone());
-    status.set_condition("Ready", false, REASON_INVALID, &message, now);
-    write_status(api, rollout, &status).await?;
-    if !known {
-        publish(
-            ctx,
-            rollout,
-            vec![(EventType::Warning, REASON_INVALID.to_string(), message)],
-        )
-        .await;
-    }
-    // A spec edit triggers the next reconcile; nothing to retry before that.
+    report_not_ready(api, rollout, ctx, status, REASON_INVALID, message, now).await?;
     Ok(Action::await_change())
 }
 
@@ -263,21 +250,34 @@ async fn report_blocked(
     api: &Api<Rollout>,
     rollout: &Rollout,
     ctx: &Context,
+    status: RolloutStatus,
+    message: String,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    report_not_ready(api, rollout, ctx, status, REASON_BLOCKED, message, now).await
+}
+
+/// `Ready=False` with `reason` and `message` in status; a Warning Event only when they are new.
+async fn report_not_ready(
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    ctx: &Context,
     mut status: RolloutStatus,
+    reason: &str,
     message: String,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let known = status
         .condition("Ready")
-        .is_some_and(|c| c.reason == REASON_BLOCKED && c.message == message);
+        .is_some_and(|c| c.reason == reason && c.message == message);
     status.message = Some(message.clone());
-    status.set_condition("Ready", false, REASON_BLOCKED, &message, now);
+    status.set_condition("Ready", false, reason, &message, now);
     write_status(api, rollout, &status).await?;
     if !known {
         publish(
             ctx,
             rollout,
-            vec![(EventType::Warning, REASON_BLOCKED.to_string(), message)],
+            vec![(EventType::Warning, reason.to_string(), message)],
         )
         .await;
     }
