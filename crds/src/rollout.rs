@@ -58,8 +58,11 @@ pub struct RolloutSpec {
     pub skip_analysis: bool,
 }
 
+/// Default `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i64 = 600;
+
 fn default_progress_deadline() -> i64 {
-    600
+    DEFAULT_PROGRESS_DEADLINE_SECONDS
 }
 
 /// Reference to the rolled-out workload.

@@ -137,7 +137,7 @@ pub struct RolloutConfig {
 }
 
 fn default_deadline() -> i64 {
-    600
+    sluice_crds::DEFAULT_PROGRESS_DEADLINE_SECONDS
 }
 
 /// A problem with the file.
