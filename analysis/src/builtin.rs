@@ -1,10 +1,19 @@
 //! Built-in PromQL templates for ingress-nginx, Traefik (Kubernetes and file provider) and
 //! NGINX + mtail (file mode), per arm (stable / canary).
 //!
-//! Variables used: `namespace`, `ingress`, `canary_ingress` (ingress-nginx: the canary Ingress's
-//! requests carry the canary Ingress's name), `primary` / `canary` (Traefik: Service names, the
-//! label is `NS-SVC-PORT@kubernetes...`; file modes: the version / file-provider service name),
-//! `port` (Traefik on Kubernetes), `interval` (a duration).
+//! Variables used: `namespace`, `ingress` (ingress-nginx: the user's main Ingress), `primary` /
+//! `canary` (Traefik: Service names, the label is `NS-SVC-PORT@kubernetes...`; file modes: the
+//! version / file-provider service name), `port` (Traefik on Kubernetes), `interval` (threshold
+//! metrics' rate range) and `range` (comparison metrics: window plus baseline lookback, see
+//! [`crate::counters`]).
+//!
+//! ingress-nginx merges a canary Ingress into the main Ingress's server, so every request of
+//! both arms carries `ingress="<main Ingress>"`; a request served by the canary backend carries
+//! `canary="<namespace>-<canary Service>-<port>"` (the alternative upstream's name), the main
+//! backend's `canary=""` (ingress-nginx `internal/ingress/controller/controller.go` skips canary
+//! Ingresses when building servers and merges them as alternative backends;
+//! `rootfs/etc/nginx/lua/monitor.lua` reports `canary = ngx.var.proxy_alternative_upstream_name`).
+//! So stable is `canary=""` and canary is `canary!=""`, as Flagger's built-ins select too.
 
 use serde::{Deserialize, Serialize};
 
@@ -109,10 +118,10 @@ fn names(p: Provider) -> Names {
 pub fn selector(p: Provider, arm: Arm) -> &'static str {
     match (p, arm) {
         (Provider::NginxIngress, Arm::Stable) => {
-            r#"namespace="{{namespace}}",ingress="{{ingress}}""#
+            r#"namespace="{{namespace}}",ingress="{{ingress}}",canary="""#
         }
         (Provider::NginxIngress, Arm::Canary) => {
-            r#"namespace="{{namespace}}",ingress="{{canary_ingress}}""#
+            r#"namespace="{{namespace}}",ingress="{{ingress}}",canary!="""#
         }
         (Provider::Traefik, Arm::Stable) => {
             r#"service=~"{{namespace}}-{{primary}}-{{port}}@kubernetes(crd)?""#
@@ -154,34 +163,66 @@ pub fn value_query(p: Provider, metric: BuiltinMetric, arm: Arm) -> Option<Strin
     })
 }
 
-/// Templates of the counts one arm contributes to the statistical judges.
+/// A counter (or a histogram's `_bucket` counter) read as raw samples per arm: what a
+/// comparison counts. Selectors are label-matcher templates without braces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CountQueries {
-    /// Requests over `interval` (one sample, or empty when the arm has no series).
-    pub requests: String,
-    /// 5xx responses over `interval` (`or vector(0)`: no 5xx series yet means 0).
-    pub errors: String,
-    /// Histogram bucket increases over `interval`, one sample per `le`.
-    pub buckets: String,
+pub struct CounterSpec {
+    /// The counter's metric name, e.g. `http_requests_total` or `..._bucket`.
+    pub metric: String,
+    pub stable: String,
+    pub canary: String,
+    /// Extra matchers that make a request a bad event, e.g. `code=~"5.."` (unused for buckets).
+    pub bad: String,
 }
 
-/// The count query templates for one arm.
-pub fn count_queries(p: Provider, arm: Arm) -> CountQueries {
+impl CounterSpec {
+    fn selector(&self, arm: Arm) -> &str {
+        match arm {
+            Arm::Stable => &self.stable,
+            Arm::Canary => &self.canary,
+        }
+    }
+
+    /// `metric{arm selector}[{{range}}]`: every series of the arm, raw samples.
+    pub fn all_query(&self, arm: Arm) -> String {
+        raw(&self.metric, &[self.selector(arm)])
+    }
+
+    /// `metric{arm selector, bad}[{{range}}]`: the bad events' series, a subset of the above.
+    pub fn bad_query(&self, arm: Arm) -> String {
+        raw(&self.metric, &[self.selector(arm), &self.bad])
+    }
+}
+
+fn raw(metric: &str, selectors: &[&str]) -> String {
+    let sel: Vec<&str> = selectors
+        .iter()
+        .map(|s| s.trim().trim_matches(','))
+        .filter(|s| !s.is_empty())
+        .collect();
+    format!("{metric}{{{}}}[{{{{range}}}}]", sel.join(","))
+}
+
+/// Requests and 5xx responses of a provider, as a counter per arm.
+pub fn error_counter(p: Provider) -> CounterSpec {
     let n = names(p);
-    let sel = selector(p, arm);
-    let w = "[{{interval}}]";
-    CountQueries {
-        requests: format!("sum(increase({r}{{{sel}}}{w}))", r = n.requests),
-        errors: format!(
-            r#"sum(increase({r}{{{sel},{c}=~"5.."}}{w})) or vector(0)"#,
-            r = n.requests,
-            c = n.code
-        ),
-        buckets: format!(
-            "sum by (le) (increase({d}_bucket{{{sel}}}{w}))",
-            d = n.duration
-        ),
+    CounterSpec {
+        metric: n.requests.to_string(),
+        stable: selector(p, Arm::Stable).to_string(),
+        canary: selector(p, Arm::Canary).to_string(),
+        bad: format!(r#"{}=~"5..""#, n.code),
+    }
+}
+
+/// The request-duration histogram's buckets of a provider, per arm.
+pub fn latency_histogram(p: Provider) -> CounterSpec {
+    let n = names(p);
+    CounterSpec {
+        metric: format!("{}_bucket", n.duration),
+        stable: selector(p, Arm::Stable).to_string(),
+        canary: selector(p, Arm::Canary).to_string(),
+        bad: String::new(),
     }
 }
 
@@ -194,7 +235,7 @@ mod tests {
         [
             ("namespace", "shop"),
             ("ingress", "web"),
-            ("canary_ingress", "web-canary"),
+            ("range", "310000ms"),
             ("primary", "web-primary"),
             ("canary", "web-canary"),
             ("port", "80"),
@@ -231,12 +272,16 @@ mod tests {
         .unwrap();
         assert_eq!(
             q,
-            r#"sum(rate(nginx_ingress_controller_requests{namespace="shop",ingress="web-canary",status!~"5.."}[1m])) / sum(rate(nginx_ingress_controller_requests{namespace="shop",ingress="web-canary"}[1m]))"#
+            r#"sum(rate(nginx_ingress_controller_requests{namespace="shop",ingress="web",canary!="",status!~"5.."}[1m])) / sum(rate(nginx_ingress_controller_requests{namespace="shop",ingress="web",canary!=""}[1m]))"#
         );
-        let c = count_queries(Provider::NginxIngress, Arm::Stable);
+        let c = error_counter(Provider::NginxIngress);
         assert_eq!(
-            render(&c.errors, &vars()).unwrap(),
-            r#"sum(increase(nginx_ingress_controller_requests{namespace="shop",ingress="web",status=~"5.."}[1m])) or vector(0)"#
+            render(&c.bad_query(Arm::Stable), &vars()).unwrap(),
+            r#"nginx_ingress_controller_requests{namespace="shop",ingress="web",canary="",status=~"5.."}[310000ms]"#
+        );
+        assert_eq!(
+            render(&c.all_query(Arm::Canary), &vars()).unwrap(),
+            r#"nginx_ingress_controller_requests{namespace="shop",ingress="web",canary!=""}[310000ms]"#
         );
         let p99 = render(
             &value_query(
@@ -250,21 +295,21 @@ mod tests {
         .unwrap();
         assert_eq!(
             p99,
-            r#"histogram_quantile(0.99, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket{namespace="shop",ingress="web"}[1m])))"#
+            r#"histogram_quantile(0.99, sum by (le) (rate(nginx_ingress_controller_request_duration_seconds_bucket{namespace="shop",ingress="web",canary=""}[1m])))"#
         );
     }
 
     #[test]
     fn traefik_service_label_is_built_from_service_name() {
-        let c = count_queries(Provider::Traefik, Arm::Canary);
+        let c = error_counter(Provider::Traefik);
         assert_eq!(
-            render(&c.requests, &vars()).unwrap(),
-            r#"sum(increase(traefik_service_requests_total{service=~"shop-web-canary-80@kubernetes(crd)?"}[1m]))"#
+            render(&c.all_query(Arm::Canary), &vars()).unwrap(),
+            r#"traefik_service_requests_total{service=~"shop-web-canary-80@kubernetes(crd)?"}[310000ms]"#
         );
-        let f = count_queries(Provider::TraefikFile, Arm::Stable);
+        let f = latency_histogram(Provider::TraefikFile);
         assert_eq!(
-            render(&f.buckets, &vars()).unwrap(),
-            r#"sum by (le) (increase(traefik_service_request_duration_seconds_bucket{service="web-primary@file"}[1m]))"#
+            render(&f.all_query(Arm::Stable), &vars()).unwrap(),
+            r#"traefik_service_request_duration_seconds_bucket{service="web-primary@file"}[310000ms]"#
         );
     }
 
@@ -298,9 +343,11 @@ mod tests {
                         render(&t, &vars()).unwrap();
                     }
                 }
-                let c = count_queries(p, arm);
-                for t in [c.requests, c.errors, c.buckets] {
-                    render(&t, &vars()).unwrap();
+                for c in [error_counter(p), latency_histogram(p)] {
+                    for t in [c.all_query(arm), c.bad_query(arm)] {
+                        assert!(placeholders(&t).unwrap().contains(&"range".to_string()));
+                        render(&t, &vars()).unwrap();
+                    }
                 }
             }
         }

@@ -6,22 +6,24 @@
 //! and the [`AnalysisState`] persisted from the previous step.
 
 pub mod builtin;
+pub mod counters;
 pub mod prometheus;
+pub mod simprom;
 pub mod source;
 pub mod stats;
 pub mod step;
 pub mod template;
 pub mod verdict;
 
-pub use builtin::{Arm, BuiltinMetric, Provider};
+pub use builtin::{error_counter, latency_histogram, Arm, BuiltinMetric, CounterSpec, Provider};
 pub use prometheus::{
     Auth, PrometheusClient, PrometheusConfig, QueryError, QueryMethod, QueryResponse, QueryResult,
 };
+pub use simprom::SimPrometheus;
 pub use source::{FakeMetricsSource, MetricsSource, QueryFuture};
 pub use stats::{IntervalCounts, SequentialConfig, SequentialState, SloConfig, SloState};
 pub use step::{
-    analyse_step, AnalysisState, BucketSource, Check, CountSource, CountTemplates, MetricSpec,
-    MetricState, MetricVerdict, StepOutcome,
+    analyse_step, AnalysisState, Check, MetricSpec, MetricState, MetricVerdict, StepOutcome,
 };
 pub use template::{render, TemplateError, Variables};
 pub use verdict::{Evidence, InconclusiveCause, Threshold, Verdict, VerdictKind};

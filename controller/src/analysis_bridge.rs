@@ -13,15 +13,20 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use sluice_analysis::{
-    analyse_step, AnalysisState, BucketSource, BuiltinMetric, Check, CountSource, CountTemplates,
-    InconclusiveCause, MetricState, MetricsSource, Provider, SequentialConfig, Variables,
+    analyse_step, error_counter, latency_histogram, AnalysisState, BuiltinMetric, Check,
+    CounterSpec, InconclusiveCause, MetricState, MetricsSource, Provider, SequentialConfig,
+    Variables,
 };
 use sluice_crds::{AnalysisSpec, AnalysisTemplate, ComparisonSpec, MetricSpec, RolloutStatus};
 
 use crate::core::{AnalysisRun, MetricOutcome, VerdictKind};
 
-/// Quantile of stable's latency whose bucket boundary the latency comparison judges at.
-pub const LATENCY_QUANTILE: f64 = 0.99;
+/// Quantile of stable's latency whose bucket boundary the latency comparison judges at: the
+/// first bucket bound at or above stable's p95. p95 rather than p99 because the test needs slow
+/// requests to decide either way: with Prometheus' default buckets and a p99 of 300 ms, the
+/// p99 bucket (0.5 s) holds about 0.03% of stable's requests, so proving "not 2x slower" would
+/// take hours of traffic; at the p95 bucket about 2.6% are slower.
+pub const LATENCY_QUANTILE: f64 = 0.95;
 
 /// The template variables every metric may use.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -241,6 +246,7 @@ fn sequential(c: Option<&ComparisonSpec>) -> SequentialConfig {
         tolerated_ratio: c.tolerated_ratio.unwrap_or(1.2),
         bad_ratio: c.degraded_ratio.unwrap_or(2.0),
         min_canary_requests: c.min_canary_requests.unwrap_or(200) as f64,
+        negligible_bad_rate: c.negligible_bad_rate,
         ..d
     }
 }
@@ -261,17 +267,21 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
         let (p, metric) = parse_builtin(name, provider)?;
         return match metric {
             BuiltinMetric::ErrorRateComparison => Ok(Check::ErrorComparison {
-                source: CountSource::Builtin(p),
+                counter: error_counter(p),
                 settings: sequential(m.comparison.as_ref()),
             }),
             BuiltinMetric::LatencyComparison => Ok(Check::LatencyComparison {
-                source: BucketSource::Builtin(p),
+                histogram: latency_histogram(p),
                 quantile: LATENCY_QUANTILE,
                 boundary: m
                     .comparison
                     .as_ref()
                     .and_then(|c| c.latency_boundary_seconds),
-                settings: sequential(m.comparison.as_ref()),
+                settings: SequentialConfig {
+                    // Never a floor on slow-request rates (validation refuses it too).
+                    negligible_bad_rate: None,
+                    ..sequential(m.comparison.as_ref())
+                },
             }),
             _ => Ok(Check::BuiltinThreshold {
                 provider: p,
@@ -282,18 +292,40 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
         };
     }
     if let Some(c) = &m.comparison {
-        let (Some(req), Some(bad)) = (&c.requests_query, &c.bad_query) else {
-            return Err("a custom comparison needs requestsQuery and badQuery".into());
+        if c.requests_query.is_some() || c.bad_query.is_some() {
+            return Err("comparison.requestsQuery/badQuery are not supported (increase() extrapolates, so a window cannot be counted exactly): name the counter with comparison.counter, selector and badSelector".into());
+        }
+        let selector = c
+            .selector
+            .as_deref()
+            .ok_or("a custom comparison needs comparison.selector (label matchers with {{arm}})")?;
+        let spec = |metric: String, bad: String| CounterSpec {
+            metric,
+            stable: arm_template(selector, "primary"),
+            canary: arm_template(selector, "canary"),
+            bad,
         };
-        return Ok(Check::ErrorComparison {
-            source: CountSource::Custom(CountTemplates {
-                canary_requests: arm_template(req, "canary"),
-                canary_bad: arm_template(bad, "canary"),
-                stable_requests: arm_template(req, "primary"),
-                stable_bad: arm_template(bad, "primary"),
+        return match (&c.counter, &c.histogram) {
+            (Some(counter), None) => Ok(Check::ErrorComparison {
+                counter: spec(
+                    counter.clone(),
+                    c.bad_selector
+                        .clone()
+                        .ok_or("comparison.counter needs comparison.badSelector")?,
+                ),
+                settings: sequential(Some(c)),
             }),
-            settings: sequential(Some(c)),
-        });
+            (None, Some(h)) => Ok(Check::LatencyComparison {
+                histogram: spec(format!("{h}_bucket"), String::new()),
+                quantile: LATENCY_QUANTILE,
+                boundary: c.latency_boundary_seconds,
+                settings: SequentialConfig {
+                    negligible_bad_rate: None,
+                    ..sequential(Some(c))
+                },
+            }),
+            _ => Err("a custom comparison needs exactly one of comparison.counter or comparison.histogram".into()),
+        };
     }
     match (&m.query, threshold) {
         (Some(q), Some(t)) => Ok(Check::Threshold {
@@ -301,7 +333,7 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
             threshold: t,
         }),
         (Some(_), None) => Err("a query needs a threshold (min/max) or a comparison".into()),
-        (None, _) => Err("set builtin, query, or comparison.requestsQuery and badQuery".into()),
+        (None, _) => Err("set builtin, query, or comparison.counter / comparison.histogram".into()),
     }
 }
 

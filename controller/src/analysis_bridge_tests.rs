@@ -1,8 +1,7 @@
 //! Tests of the analysis bridge against the analysis crate's fake metrics source.
 
 use chrono::TimeZone;
-use sluice_analysis::builtin::{count_queries, Arm};
-use sluice_analysis::{render, FakeMetricsSource, QueryError, QueryResult};
+use sluice_analysis::{FakeMetricsSource, QueryError, QueryResult, SimPrometheus};
 use sluice_crds::{AnalysisTemplateSpec, MetricStatus, TemplateArg, TemplateRef, Threshold};
 
 use super::*;
@@ -44,7 +43,7 @@ async fn run(
     spec: &AnalysisSpec,
     templates: &[AnalysisTemplate],
     status: &RolloutStatus,
-    fake: &FakeMetricsSource,
+    fake: &dyn MetricsSource,
     now: DateTime<Utc>,
 ) -> AnalysisRun {
     let v = vars();
@@ -97,21 +96,22 @@ async fn threshold_verdicts_map_to_pass_fail_inconclusive_error() {
     assert!(fake.calls().iter().all(|q| q == ERR_Q_RENDERED));
 }
 
-fn arm_counts(fake: &FakeMetricsSource, interval: &str, counts: [f64; 4]) {
-    let mut v = vars().to_variables();
-    v.insert("interval".into(), interval.into());
-    let (c, s) = (
-        count_queries(Provider::NginxMtail, Arm::Canary),
-        count_queries(Provider::NginxMtail, Arm::Stable),
+/// mtail's shape (`nginx_upstream_requests_total{version,code}`), scraped at `at`.
+fn serve(p: &SimPrometheus, at: DateTime<Utc>, counts: [f64; 4]) {
+    let c = "nginx_upstream_requests_total";
+    p.add(
+        c,
+        &[("version", "canary"), ("code", "200")],
+        counts[0] - counts[1],
     );
-    for (t, x) in [
-        (&c.requests, counts[0]),
-        (&c.errors, counts[1]),
-        (&s.requests, counts[2]),
-        (&s.errors, counts[3]),
-    ] {
-        fake.set_value(render(t, &v).unwrap(), x);
-    }
+    p.add(c, &[("version", "canary"), ("code", "502")], counts[1]);
+    p.add(
+        c,
+        &[("version", "stable"), ("code", "200")],
+        counts[2] - counts[3],
+    );
+    p.add(c, &[("version", "stable"), ("code", "500")], counts[3]);
+    p.scrape(at.timestamp_millis());
 }
 
 #[tokio::test]
@@ -124,14 +124,18 @@ async fn comparison_is_pending_then_fails_and_carries_sequential_state() {
         }],
         ..Default::default()
     };
-    let fake = FakeMetricsSource::new();
+    let prom = SimPrometheus::new();
     // Few requests, no errors anywhere: still collecting evidence.
-    arm_counts(&fake, "10s", [5.0, 0.0, 45.0, 0.0]);
-    let first = run(&spec, &[], &RolloutStatus::default(), &fake, t0()).await;
+    serve(
+        &prom,
+        t0() - chrono::Duration::seconds(1),
+        [5.0, 0.0, 45.0, 0.0],
+    );
+    let first = run(&spec, &[], &RolloutStatus::default(), &prom, t0()).await;
     let m = &first.metrics[0];
     assert_eq!(m.verdict, VerdictKind::Pending, "{m:?}");
     let saved = m.sequential_state.clone().expect("state to persist");
-    // The state travels through status; the next window is the 5 s since the last one.
+    // The state travels through status; the next window starts where the last one ended.
     let mut status = RolloutStatus::default();
     status.analysis.metrics.push(MetricStatus {
         name: "errors-vs-stable".into(),
@@ -139,17 +143,18 @@ async fn comparison_is_pending_then_fails_and_carries_sequential_state() {
         ..Default::default()
     });
     assert_eq!(state_from_status(&status).metrics.len(), 1);
-    arm_counts(&fake, "5000ms", [100.0, 50.0, 900.0, 9.0]);
     let later = t0() + chrono::Duration::seconds(5);
-    let second = run(&spec, &[], &status, &fake, later).await;
+    serve(
+        &prom,
+        later - chrono::Duration::seconds(1),
+        [100.0, 50.0, 900.0, 9.0],
+    );
+    let second = run(&spec, &[], &status, &prom, later).await;
     let m = &second.metrics[0];
     assert_eq!(m.verdict, VerdictKind::Fail, "{m:?}");
     assert!(m.reason.contains("p_fail"), "{}", m.reason);
+    assert!(m.reason.contains("canary 50/105 bad"), "{}", m.reason);
     assert_ne!(m.sequential_state.as_ref(), Some(&saved));
-    // Without the saved state the same counts are judged from scratch at the first window.
-    let fresh = run(&spec, &[], &RolloutStatus::default(), &fake, later).await;
-    assert!(fake.calls().iter().any(|q| q.contains("[5000ms]")));
-    assert!(matches!(fresh.metrics[0].verdict, VerdictKind::Pending));
 }
 
 #[tokio::test]
@@ -265,31 +270,64 @@ fn builtin_names_follow_the_router_flavour() {
 }
 
 #[test]
-fn custom_comparison_substitutes_the_arm() {
+fn custom_comparison_names_a_counter_and_substitutes_the_arm() {
     let m = MetricSpec {
         name: "c".into(),
         comparison: Some(ComparisonSpec {
-            requests_query: Some(r#"sum(increase(r{v="{{arm}}"}[{{interval}}]))"#.into()),
-            bad_query: Some(r#"sum(increase(r{v="{{ arm }}",code="500"}[{{interval}}]))"#.into()),
+            counter: Some("http_requests_total".into()),
+            selector: Some(r#"app="{{arm}}",route="/checkout""#.into()),
+            bad_selector: Some(r#"code=~"5..""#.into()),
             tolerated_ratio: Some(1.5),
             ..Default::default()
         }),
         ..Default::default()
     };
     match to_check(&m, Provider::NginxMtail).unwrap() {
-        Check::ErrorComparison {
-            source: CountSource::Custom(t),
-            settings,
-        } => {
+        Check::ErrorComparison { counter, settings } => {
             assert_eq!(
-                t.canary_requests,
-                r#"sum(increase(r{v="{{canary}}"}[{{interval}}]))"#
+                counter.bad_query(sluice_analysis::Arm::Canary),
+                r#"http_requests_total{app="{{canary}}",route="/checkout",code=~"5.."}[{{range}}]"#
             );
             assert_eq!(
-                t.stable_bad,
-                r#"sum(increase(r{v="{{primary}}",code="500"}[{{interval}}]))"#
+                counter.all_query(sluice_analysis::Arm::Stable),
+                r#"http_requests_total{app="{{primary}}",route="/checkout"}[{{range}}]"#
             );
             assert_eq!(settings.tolerated_ratio, 1.5);
+            assert_eq!(settings.negligible_bad_rate, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    // increase()-style queries are refused: they cannot be windowed exactly.
+    let old = MetricSpec {
+        name: "c".into(),
+        comparison: Some(ComparisonSpec {
+            requests_query: Some(r#"sum(increase(r{v="{{arm}}"}[1m]))"#.into()),
+            bad_query: Some(r#"sum(increase(r{v="{{arm}}",code="500"}[1m]))"#.into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let err = to_check(&old, Provider::NginxMtail).unwrap_err();
+    assert!(err.contains("not supported"), "{err}");
+    // A latency comparison on a custom histogram never gets the negligible-rate floor.
+    let lat = MetricSpec {
+        name: "l".into(),
+        comparison: Some(ComparisonSpec {
+            histogram: Some("http_request_duration_seconds".into()),
+            selector: Some(r#"app="{{arm}}""#.into()),
+            negligible_bad_rate: Some(0.01),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match to_check(&lat, Provider::NginxMtail).unwrap() {
+        Check::LatencyComparison {
+            histogram,
+            settings,
+            ..
+        } => {
+            assert_eq!(histogram.metric, "http_request_duration_seconds_bucket");
+            assert_eq!(settings.negligible_bad_rate, None);
         }
         other => panic!("{other:?}"),
     }

@@ -51,14 +51,23 @@ fn scripted_oracle_rules_last_match_wins() {
     let verdicts = |r: sluice_controller::core::AnalysisRun| {
         r.metrics.iter().map(|m| m.verdict).collect::<Vec<_>>()
     };
-    assert_eq!(verdicts(o.run(t0(), 10, "v2")), vec![VerdictKind::Pass; 2]);
     assert_eq!(
-        verdicts(o.run(t0(), 10, "v2")),
+        verdicts(o.run(t0(), 10, "v2", &Default::default())),
+        vec![VerdictKind::Pass; 2]
+    );
+    assert_eq!(
+        verdicts(o.run(t0(), 10, "v2", &Default::default())),
         vec![VerdictKind::Inconclusive; 2]
     );
-    assert_eq!(verdicts(o.run(t0(), 10, "v2")), vec![VerdictKind::Fail; 2]);
-    assert_eq!(verdicts(o.run(t0(), 10, "v3")), vec![VerdictKind::Error; 2]);
-    let r = o.run(at(9), 25, "v2");
+    assert_eq!(
+        verdicts(o.run(t0(), 10, "v2", &Default::default())),
+        vec![VerdictKind::Fail; 2]
+    );
+    assert_eq!(
+        verdicts(o.run(t0(), 10, "v3", &Default::default())),
+        vec![VerdictKind::Error; 2]
+    );
+    let r = o.run(at(9), 25, "v2", &Default::default());
     assert_eq!((r.at, r.revision.as_str()), (at(9), "v2"));
 }
 

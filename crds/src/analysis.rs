@@ -114,15 +114,40 @@ pub struct Threshold {
 }
 
 /// Sequential, anytime-valid test of the canary's bad-event rate against stable's.
+///
+/// Counts are exact: Sluice reads the raw samples of a counter (`metric{selector}[range]`) and
+/// takes each series' increase over the window itself, because `increase()` extrapolates. A
+/// custom comparison therefore names a counter and label selectors, not a query.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ComparisonSpec {
-    /// Custom query template for request counts over `{{interval}}` for arm `{{arm}}` (primary|canary).
+    /// Custom error comparison: the request counter's metric name, e.g. `http_requests_total`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<String>,
+    /// Custom latency comparison: the histogram's base name, e.g. `http_request_duration_seconds`
+    /// (its `_bucket` series are read). Exclusive with `counter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<String>,
+    /// Label matchers of one arm, with `{{arm}}` for the arm's name (primary|canary), e.g.
+    /// `app="{{arm}}"`. Required with `counter` or `histogram`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Matchers that make a counted request a bad event, e.g. `code=~"5.."`. Required with `counter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bad_selector: Option<String>,
+    /// Not supported (refused by validation): `increase()`-style queries cannot be windowed
+    /// exactly. Use `counter`, `selector` and `badSelector`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_query: Option<String>,
-    /// Custom query template for bad-event counts (errors, or slow requests) for arm `{{arm}}`.
+    /// Not supported (refused by validation); see `requestsQuery`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bad_query: Option<String>,
+    /// Error comparisons only, off unless set: a canary whose bad rate is shown to be below this
+    /// (e.g. 0.005) may pass even when the ratio to stable is not yet bounded. A Pass then
+    /// guarantees only that a canary both `degradedRatio` times worse and at or above this rate is
+    /// promoted with chance at most beta (docs/analysis.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negligible_bad_rate: Option<f64>,
     /// Latency built-ins: histogram bucket boundary (seconds) above which a request counts as bad.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_boundary_seconds: Option<f64>,

@@ -291,11 +291,11 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
     let custom_comparison = m
         .comparison
         .as_ref()
-        .is_some_and(|c| c.requests_query.is_some() && c.bad_query.is_some());
+        .is_some_and(|c| c.counter.is_some() || c.histogram.is_some());
     match (&m.builtin, &m.query) {
         (None, None) if !custom_comparison => e.push(
             field,
-            "set builtin or query (or comparison.requestsQuery and badQuery)",
+            "set builtin or query (or comparison.counter / comparison.histogram)",
         ),
         (Some(_), Some(_)) => e.push(field, "builtin and query are exclusive"),
         _ => {}
@@ -349,12 +349,7 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
                 format!("must be > toleratedRatio ({tol}), got {deg}"),
             );
         }
-        if m.builtin.is_none() && !custom_comparison {
-            e.push(
-                format!("{field}.comparison"),
-                "custom comparisons need requestsQuery and badQuery",
-            );
-        }
+        validate_comparison_source(m, c, field, e);
         if let Some(b) = c.latency_boundary_seconds {
             if !(b.is_finite() && b > 0.0) {
                 e.push(
@@ -362,6 +357,102 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
                     "must be > 0",
                 );
             }
+        }
+    }
+}
+
+fn validate_comparison_source(
+    m: &MetricSpec,
+    c: &crate::ComparisonSpec,
+    field: &str,
+    e: &mut Errors,
+) {
+    let f = |k: &str| format!("{field}.comparison.{k}");
+    for (k, v) in [
+        ("requestsQuery", &c.requests_query),
+        ("badQuery", &c.bad_query),
+    ] {
+        if v.is_some() {
+            e.push(
+                f(k),
+                "not supported: increase()/rate() extrapolate, so such a query cannot count a window exactly; name the counter instead (comparison.counter, comparison.selector with {{arm}}, comparison.badSelector)",
+            );
+        }
+    }
+    let latency_builtin = m
+        .builtin
+        .as_deref()
+        .is_some_and(|b| b.ends_with("latency-vs-stable") || b == "latency-comparison");
+    match (&c.counter, &c.histogram) {
+        (Some(_), Some(_)) => e.push(f("histogram"), "counter and histogram are exclusive"),
+        (None, None) if m.builtin.is_none() && c.requests_query.is_none() => e.push(
+            format!("{field}.comparison"),
+            "a custom comparison needs counter (errors) or histogram (latency), with selector",
+        ),
+        _ => {}
+    }
+    let custom = c.counter.is_some() || c.histogram.is_some();
+    if custom {
+        if m.builtin.is_some() {
+            e.push(
+                f("counter"),
+                "counter/histogram are for custom comparisons, not built-ins",
+            );
+        }
+        for (k, v) in [("counter", &c.counter), ("histogram", &c.histogram)] {
+            if let Some(name) = v {
+                let ok = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+                    && !name.starts_with(|ch: char| ch.is_ascii_digit());
+                if !ok {
+                    e.push(f(k), format!("{name:?} is not a Prometheus metric name"));
+                }
+            }
+        }
+        match &c.selector {
+            Some(sel) if sel.contains("{{arm}}") || sel.contains("{{ arm }}") => {}
+            Some(_) => e.push(
+                f("selector"),
+                "must use {{arm}} so each arm selects its own series",
+            ),
+            None => e.push(f("selector"), "required with counter or histogram"),
+        }
+        for (k, v) in [("selector", &c.selector), ("badSelector", &c.bad_selector)] {
+            if v.as_deref().is_some_and(|s| {
+                s.contains(['{', '}'])
+                    && !s
+                        .replace("{{arm}}", "")
+                        .replace("{{ arm }}", "")
+                        .chars()
+                        .all(|ch| ch != '{' && ch != '}')
+            }) {
+                e.push(
+                    f(k),
+                    "label matchers only, without braces (e.g. app=\"{{arm}}\")",
+                );
+            }
+        }
+        if c.counter.is_some() && c.bad_selector.is_none() {
+            e.push(
+                f("badSelector"),
+                "required with counter, e.g. code=~\"5..\"",
+            );
+        }
+    }
+    if let Some(p) = c.negligible_bad_rate {
+        if !(p > 0.0 && p < 1.0) {
+            e.push(
+                f("negligibleBadRate"),
+                format!("must be in (0, 1), got {p}"),
+            );
+        }
+        if latency_builtin || c.histogram.is_some() {
+            e.push(
+                f("negligibleBadRate"),
+                "not for latency: the slow-request rate at a tail boundary is small by construction, so a floor would pass slower canaries",
+            );
         }
     }
 }

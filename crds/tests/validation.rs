@@ -257,15 +257,74 @@ fn comparison_parameters() {
 }
 
 #[test]
-fn custom_comparison_needs_both_queries() {
+fn custom_comparison_names_a_counter_and_refuses_increase_queries() {
     let mut s = valid();
     let m = &mut s.analysis.as_mut().unwrap().metrics[0];
     m.builtin = None;
-    m.comparison.as_mut().unwrap().requests_query = Some("sum(x{arm=\"{{arm}}\"})".into());
-    assert_error(&s, "spec.analysis.metrics[0]", "set builtin or query");
+    m.comparison.as_mut().unwrap().requests_query =
+        Some("sum(increase(x{arm=\"{{arm}}\"}[1m]))".into());
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.requestsQuery",
+        "not supported",
+    );
     let m = &mut s.analysis.as_mut().unwrap().metrics[0];
-    m.comparison.as_mut().unwrap().bad_query = Some("sum(y)".into());
+    let c = m.comparison.as_mut().unwrap();
+    c.requests_query = None;
+    c.counter = Some("http_requests_total".into());
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.selector",
+        "required",
+    );
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.badSelector",
+        "required",
+    );
+    let c = s.analysis.as_mut().unwrap().metrics[0]
+        .comparison
+        .as_mut()
+        .unwrap();
+    c.selector = Some("app=\"web\"".into());
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.selector",
+        "{{arm}}",
+    );
+    let c = s.analysis.as_mut().unwrap().metrics[0]
+        .comparison
+        .as_mut()
+        .unwrap();
+    c.selector = Some("app=\"{{arm}}\"".into());
+    c.bad_selector = Some("code=~\"5..\"".into());
     assert_eq!(errors_of(&s), vec![]);
+    let c = s.analysis.as_mut().unwrap().metrics[0]
+        .comparison
+        .as_mut()
+        .unwrap();
+    c.counter = Some("9lives".into());
+    c.negligible_bad_rate = Some(1.5);
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.counter",
+        "not a Prometheus metric name",
+    );
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.negligibleBadRate",
+        "(0, 1)",
+    );
+    // The floor never applies to latency.
+    let mut s = valid();
+    let m = &mut s.analysis.as_mut().unwrap().metrics[0];
+    m.builtin = Some("nginx-latency-vs-stable".into());
+    m.comparison.as_mut().unwrap().negligible_bad_rate = Some(0.005);
+    assert_error(
+        &s,
+        "spec.analysis.metrics[0].comparison.negligibleBadRate",
+        "not for latency",
+    );
 }
 
 #[test]

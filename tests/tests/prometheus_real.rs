@@ -2,6 +2,11 @@
 //! in the shapes of every provider (mtail, Traefik file / Kubernetes, ingress-nginx) with known
 //! counts that grow every 250 ms; Prometheus scrapes it every 1 s; the built-in queries and the
 //! judges must give the expected verdicts through the HTTP API.
+//!
+//! ingress-nginx's shape is the real one: a canary Ingress is merged into the main Ingress, so
+//! both arms carry the main Ingress's name in `ingress`, and the canary arm's requests carry
+//! `canary="<namespace>-<canary service>-<port>"` (stable's `canary=""`). One main Ingress per
+//! canary version here, as a cluster has one canary per Ingress.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -13,7 +18,7 @@ use axum::Router;
 use sluice_analysis::stats::SequentialConfig;
 use sluice_analysis::verdict::Threshold;
 use sluice_analysis::{
-    analyse_step, AnalysisState, BucketSource, BuiltinMetric, Check, CountSource,
+    analyse_step, error_counter, latency_histogram, AnalysisState, BuiltinMetric, Check,
     InconclusiveCause, MetricSpec, MetricsSource, PrometheusClient, PrometheusConfig, Provider,
     QueryError, QueryResult, Variables, VerdictKind,
 };
@@ -63,8 +68,9 @@ struct Counters {
     ticks: u64,
 }
 
-/// Metric families of every provider: (requests counter, code label, duration histogram, labels of a version).
-fn families(version: &str) -> [(&'static str, &'static str, &'static str, String); 4] {
+/// Metric families of every provider: (requests counter, code label, duration histogram, labels
+/// of a version). ingress-nginx's family is emitted per main Ingress (see [`nginx_ingress`]).
+fn families(version: &str) -> [(&'static str, &'static str, &'static str, String); 3] {
     [
         (
             "nginx_upstream_requests_total",
@@ -84,13 +90,26 @@ fn families(version: &str) -> [(&'static str, &'static str, &'static str, String
             "traefik_service_request_duration_seconds",
             format!("service=\"shop-{version}-80@kubernetes\""),
         ),
-        (
-            "nginx_ingress_controller_requests",
-            "status",
-            "nginx_ingress_controller_request_duration_seconds",
-            format!("namespace=\"shop\",ingress=\"{version}\""),
-        ),
     ]
+}
+
+/// ingress-nginx's series of the main Ingress `ing-<canary>`: stable's requests with
+/// `canary=""`, the canary version's with `canary="shop-<canary>-80"`.
+fn nginx_ingress(
+    arm: &Profile,
+    canary: &str,
+) -> (&'static str, &'static str, &'static str, String) {
+    let upstream = if arm.name == "stable" {
+        String::new()
+    } else {
+        format!("shop-{canary}-80")
+    };
+    (
+        "nginx_ingress_controller_requests",
+        "status",
+        "nginx_ingress_controller_request_duration_seconds",
+        format!("namespace=\"shop\",ingress=\"ing-{canary}\",canary=\"{upstream}\""),
+    )
 }
 
 fn render_metrics(ticks: u64) -> String {
@@ -103,7 +122,13 @@ fn render_metrics(ticks: u64) -> String {
             (p.requests * ticks, p.errors * ticks)
         };
         let t = if p.name == "idle" { 0 } else { ticks };
-        for (requests, code, duration, labels) in families(p.name) {
+        let mut fams: Vec<_> = families(p.name).into_iter().collect();
+        if p.name == "stable" {
+            fams.extend(PROFILES[1..].iter().map(|c| nginx_ingress(&p, c.name)));
+        } else {
+            fams.push(nginx_ingress(&p, p.name));
+        }
+        for (requests, code, duration, labels) in fams {
             let _ = writeln!(out, "{requests}{{{labels},{code}=\"200\"}} {}", req - err);
             let _ = writeln!(out, "{requests}{{{labels},{code}=\"500\"}} {err}");
             let mut cum = 0;
@@ -167,10 +192,10 @@ const PROVIDERS: [Provider; 4] = [
 ];
 
 fn vars(canary: &str) -> Variables {
+    let ing = format!("ing-{canary}");
     [
         ("namespace", "shop"),
-        ("ingress", "stable"),
-        ("canary_ingress", canary),
+        ("ingress", ing.as_str()),
         ("port", "80"),
         ("primary", "stable"),
         ("canary", canary),
@@ -191,14 +216,14 @@ fn metrics(provider: Provider) -> Vec<MetricSpec> {
         m(
             "errors",
             Check::ErrorComparison {
-                source: CountSource::Builtin(provider),
+                counter: error_counter(provider),
                 settings: SequentialConfig::default(),
             },
         ),
         m(
             "latency",
             Check::LatencyComparison {
-                source: BucketSource::Builtin(provider),
+                histogram: latency_histogram(provider),
                 quantile: 0.95,
                 boundary: None,
                 settings: SequentialConfig::default(),
@@ -374,7 +399,8 @@ async fn builtin_queries_and_judges_on_real_prometheus() {
     }
 
     // Later windows cover exactly the time since the previous one: the counted canary requests
-    // grow by about 4000/s times the elapsed time, neither double-counted nor lost.
+    // grow by 4000/s times the time between the windows' ends (their last scrapes), neither
+    // double-counted nor lost, exact to within one scrape (1 s) plus one 250 ms tick.
     let specs = metrics(Provider::NginxMtail);
     let mut state = runs[0].0.clone();
     let before = state.metrics["errors"]
@@ -395,7 +421,7 @@ async fn builtin_queries_and_judges_on_real_prometheus() {
             out.summary.reason
         );
         assert!(
-            out.verdicts[0].queries[0].contains("ms])"),
+            out.verdicts[0].queries[0].ends_with("ms]"),
             "{:?}",
             out.verdicts[0].queries
         );
@@ -407,13 +433,15 @@ async fn builtin_queries_and_judges_on_real_prometheus() {
         .unwrap()
         .canary_requests
         - before;
-    let expected = 4000.0 * (now - since).num_milliseconds() as f64 / 1000.0;
+    let end = state.metrics["errors"].last_at.unwrap();
+    assert!(end <= now && end > since);
+    let expected = 4000.0 * (end - since).num_milliseconds() as f64 / 1000.0;
     println!(
-        "windows after the first: counted {added:.0} canary requests, expected about {expected:.0}"
+        "windows after the first: counted {added:.0} canary requests, expected {expected:.0} from the windows' ends"
     );
     assert!(
-        (added / expected - 1.0).abs() < 0.2,
-        "counted {added} canary requests, expected about {expected}"
+        (added - expected).abs() <= 4000.0 * 1.25,
+        "counted {added} canary requests, expected {expected} within one scrape"
     );
 
     // A canary that serves nothing: NaN success rate and no traffic, never Pass or Fail.

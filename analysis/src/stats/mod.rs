@@ -1,12 +1,14 @@
 //! Statistical judges: sequential canary-vs-stable ratio test, absolute SLO guard, latency
 //! buckets. Pure functions over serializable state.
 
+pub mod dispersion;
 pub mod grid;
 pub mod latency;
 pub mod ratio;
 pub mod slo;
 pub mod sprt;
 
+pub use dispersion::Dispersion;
 pub use latency::{choose_boundary, latency_counts, Histogram, HistogramError};
 pub use ratio::{evaluate, update, IntervalCounts, SequentialConfig, SequentialState};
 pub use slo::{slo_update, SloConfig, SloState};

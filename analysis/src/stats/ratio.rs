@@ -11,15 +11,25 @@
 //!   and enough canary requests (optionally averaged with an absolute "rate below" e-value).
 //!
 //! Ville's inequality bounds P(E ever ≥ 1/alpha) ≤ alpha under the null, at any stopping time.
+//! Both e-values are tempered by 1/φ, φ the dispersion of stable's per-interval bad counts
+//! ([`super::dispersion`]), so bursts of errors do not count as independent evidence.
+//!
+//! What a Pass means: with probability at least 1 − beta, the canary's bad rate is less than
+//! `bad_ratio` times stable's. With `negligible_bad_rate` p0 set, the promotion e-value is the
+//! mean of the ratio e-value and one for "canary bad rate < p0"; the mean is an e-value only
+//! under both nulls, so the guarantee becomes: a canary that is `bad_ratio` times worse *and*
+//! whose bad rate is at least p0 passes with probability at most beta. Off by default; never
+//! used for latency (slow-request rates near a tail boundary are small by construction).
 
 use serde::{Deserialize, Serialize};
 
+use super::dispersion::Dispersion;
 use super::grid::{finite_exp, log_grid, log_mean_exp, show};
 use super::slo::ln_e_rate_below;
 use crate::verdict::{Evidence, InconclusiveCause, Verdict};
 
 /// One interval's counts for both arms (deltas, not cumulative counters). Reals are accepted
-/// because Prometheus `increase()` extrapolates.
+/// (fractional counts from user queries), though Sluice's own windows count exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IntervalCounts {
@@ -47,8 +57,10 @@ pub struct SequentialConfig {
     pub fail_grid_max: f64,
     /// Smallest alternative ratio of the promotion mixture.
     pub pass_grid_min: f64,
-    /// If set, the promotion e-value is the mean of the ratio e-value and an e-value for
-    /// "canary bad rate < this" (so a canary with ~0 errors can pass when stable has none too).
+    /// If set (off by default), the promotion e-value is the mean of the ratio e-value and an
+    /// e-value for "canary bad rate < this": a regression below this rate is accepted. See the
+    /// module docs for the guarantee it leaves.
+    #[serde(default)]
     pub negligible_bad_rate: Option<f64>,
     /// Fail needs at least this many canary bad events: a verdict resting on one or two events
     /// (perhaps one client's retries) is fragile. Only delays a Fail, so alpha still holds.
@@ -72,7 +84,7 @@ impl Default for SequentialConfig {
             // likelihood ratio), smaller ones still pass through r = 0.5.
             fail_grid_max: 20.0,
             pass_grid_min: 0.5,
-            negligible_bad_rate: Some(0.005),
+            negligible_bad_rate: None,
             min_canary_bad_to_fail: default_min_canary_bad_to_fail(),
         }
     }
@@ -153,6 +165,9 @@ pub struct SequentialState {
     /// Latency comparisons: the bucket boundary in seconds, chosen once and then kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boundary: Option<f64>,
+    /// Stable's per-interval variation (before and during the rollout): tempers the evidence.
+    #[serde(default)]
+    pub dispersion: Dispersion,
 }
 
 impl SequentialState {
@@ -173,6 +188,7 @@ impl SequentialState {
             stable_bad: 0.0,
             intervals: 0,
             boundary: None,
+            dispersion: Dispersion::default(),
         }
     }
 
@@ -258,6 +274,7 @@ pub fn update(
     s.stable_requests += n_s;
     s.stable_bad += x_s;
     s.intervals += 1;
+    s.dispersion.add(n_s, x_s);
     let v = evaluate(config, &s);
     (s, v)
 }
@@ -272,18 +289,22 @@ fn in_range(state: &SequentialState, lo: f64, hi: f64) -> impl Iterator<Item = f
         .map(|(_, l)| *l)
 }
 
-/// ln of the rollback and promotion e-values of `state`.
+/// ln of the rollback and promotion e-values of `state`, tempered by 1/φ.
 pub fn ln_e_values(config: &SequentialConfig, state: &SequentialState) -> (f64, f64) {
-    let ln_fail = log_mean_exp(in_range(
-        state,
+    let eta = 1.0 / state.dispersion.phi();
+    let tempered = |lo: f64, hi: f64, null: f64| {
+        log_mean_exp(in_range(state, lo, hi).map(move |l| eta * (l - null)))
+    };
+    let ln_fail = tempered(
         config.fail_grid_min(),
         config.fail_grid_max,
-    )) - state.loglik_tolerated;
-    let ln_rel = log_mean_exp(in_range(
-        state,
+        state.loglik_tolerated,
+    );
+    let ln_rel = tempered(
         config.pass_grid_min,
         config.pass_grid_max(),
-    )) - state.loglik_bad;
+        state.loglik_bad,
+    );
     let ln_pass = match config.negligible_bad_rate {
         Some(p0) => {
             let ln_abs = ln_e_rate_below(state.canary_bad, state.canary_requests, p0);
@@ -309,10 +330,11 @@ pub fn ratio_estimate(
         .iter()
         .enumerate()
         .fold(0, |b, (i, l)| if *l > state.loglik[b] { i } else { b });
-    let ln_mix = log_mean_exp(state.loglik.iter().copied());
+    let eta = 1.0 / state.dispersion.phi();
+    let ln_mix = log_mean_exp(state.loglik.iter().map(|l| eta * l));
     let limit = -alpha.ln();
     let inside: Vec<usize> = (0..state.grid.len())
-        .filter(|&j| ln_mix - state.loglik[j] < limit)
+        .filter(|&j| ln_mix - eta * state.loglik[j] < limit)
         .collect();
     let (Some(&first), Some(&last)) = (inside.first(), inside.last()) else {
         return (Some(state.grid[best]), None, None);
@@ -324,6 +346,15 @@ pub fn ratio_estimate(
     };
     let high = state.grid.get(last + 1).copied();
     (Some(state.grid[best]), Some(low), high)
+}
+
+fn dispersion_note(state: &SequentialState) -> String {
+    let phi = state.dispersion.phi();
+    if phi > 1.0 {
+        format!("; bursty errors: evidence divided by {phi:.1}")
+    } else {
+        String::new()
+    }
 }
 
 /// The verdict on the evidence accumulated so far.
@@ -363,20 +394,22 @@ pub fn evaluate(config: &SequentialConfig, state: &SequentialState) -> Verdict {
         Verdict::fail(
             estimate,
             format!(
-                "canary is worse than {}x stable: {range}, e-value {} >= {} ({counts})",
+                "canary's bad rate is above the tolerated {}x stable's (toleratedRatio): {range}, e-value {} >= {} ({counts}{})",
                 config.tolerated_ratio,
                 show(ev.e_fail),
-                show(ev.fail_threshold)
+                show(ev.fail_threshold),
+                dispersion_note(state)
             ),
         )
     } else if ln_pass >= -config.beta.ln() && state.canary_requests >= config.min_canary_requests {
         Verdict::pass(
             estimate,
             format!(
-                "canary is not {}x worse than stable: {range}, e-value {} >= {} ({counts})",
+                "canary is not {}x worse than stable (degradedRatio): {range}, e-value {} >= {} ({counts}{})",
                 config.bad_ratio,
                 show(ev.e_pass),
-                show(ev.pass_threshold)
+                show(ev.pass_threshold),
+                dispersion_note(state)
             ),
         )
     } else {
@@ -384,13 +417,14 @@ pub fn evaluate(config: &SequentialConfig, state: &SequentialState) -> Verdict {
             InconclusiveCause::NotEnoughEvidence,
             estimate,
             format!(
-                "collecting evidence: {range}, e-values fail {}/{}, pass {}/{}, canary requests {}/{} ({counts})",
+                "collecting evidence: {range}, e-values fail {}/{}, pass {}/{}, canary requests {}/{} ({counts}{})",
                 show(ev.e_fail),
                 show(ev.fail_threshold),
                 show(ev.e_pass),
                 show(ev.pass_threshold),
                 show(state.canary_requests),
-                show(config.min_canary_requests)
+                show(config.min_canary_requests),
+                dispersion_note(state)
             ),
         )
     };

@@ -62,8 +62,11 @@ fn no_bad_events_gives_no_ratio_evidence() {
     let ev = v.evidence.clone().unwrap();
     assert!((ev.e_fail - 1.0).abs() < 1e-12 && (ev.e_pass - 1.0).abs() < 1e-12);
     assert_eq!(ev.estimate, None);
-    // With the negligible-rate option a long error-free canary can pass.
-    let cfg = SequentialConfig::default();
+    // With the negligible-rate option (off by default) a long error-free canary can pass.
+    let cfg = SequentialConfig {
+        negligible_bad_rate: Some(0.005),
+        ..SequentialConfig::default()
+    };
     let mut st = SequentialState::new(&cfg);
     let mut v = v;
     for _ in 0..10 {
@@ -206,8 +209,20 @@ fn tolerated_ratio_moves_the_fail_grid() {
 #[test]
 fn error_free_canary_passes_after_about_1070_requests() {
     // Closed form: E_abs(n) = ((1 − (1−p0)^(n+1)) / ((n+1)·p0)) / (1−p0)^n with p0 = 0.005, averaged
-    // with a ratio e-value of 1; (1 + E_abs)/2 first reaches 20 at n = 1070.
+    // with a ratio e-value of 1; (1 + E_abs)/2 first reaches 20 at n = 1070. Without the floor
+    // (the default) no number of error-free requests passes while stable has no errors either:
+    // there is no evidence about the ratio.
     let cfg = SequentialConfig::default();
+    let mut s = SequentialState::new(&cfg);
+    for _ in 0..500 {
+        let v;
+        (s, v) = update(&cfg, &s, &counts(10.0, 0.0, 90.0, 0.0));
+        assert_eq!(v.cause, Some(InconclusiveCause::NotEnoughEvidence));
+    }
+    let cfg = SequentialConfig {
+        negligible_bad_rate: Some(0.005),
+        ..SequentialConfig::default()
+    };
     let mut s = SequentialState::new(&cfg);
     let mut v = Verdict::error("");
     while v.kind != VerdictKind::Pass && s.canary_requests < 5000.0 {

@@ -2,122 +2,73 @@
 //!
 //! Statistical checks (comparisons, SLO guards) split alpha evenly (Bonferroni): with k of them
 //! each runs at `alpha / k`, so the chance that any healthy metric rolls back stays <= alpha.
-//! Their count queries cover the time since that metric's previous counted window
-//! (`{{interval}}` is set to it), so windows neither overlap nor leave gaps; the first window
-//! uses the caller's `interval`.
+//! They count exactly (raw counter samples, [`crate::counters`]) over windows that start where
+//! that metric's previous counted window ended and end at the newest scrape both arms have
+//! ([`window`]), so windows neither overlap nor leave gaps; the first window starts `interval`
+//! before now.
 
 // Early exits carry the finished Verdict; it is built once per metric, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+mod compare;
 mod spec;
+pub mod window;
 
 use chrono::{DateTime, Utc};
 
-pub use spec::{
-    AnalysisState, BucketSource, Check, CountSource, CountTemplates, MetricSpec, MetricState,
-    MetricVerdict, StepOutcome,
-};
+pub use compare::MIN_STABLE_FOR_BOUNDARY;
+pub use spec::{AnalysisState, Check, MetricSpec, MetricState, MetricVerdict, StepOutcome};
 
-use crate::builtin::{count_queries, value_query, Arm};
+use crate::builtin::{value_query, Arm};
 use crate::prometheus::QueryResult;
 use crate::source::MetricsSource;
-use crate::stats::{
-    choose_boundary, latency_counts, slo_update, update, Histogram, IntervalCounts,
-    SequentialConfig, SequentialState,
-};
+use crate::stats::{SequentialConfig, SloConfig};
 use crate::template::{render, Variables};
-use crate::verdict::{judge_threshold, single_value, InconclusiveCause, Verdict, VerdictKind};
+use crate::verdict::{judge_threshold, InconclusiveCause, Verdict, VerdictKind};
 
-/// Stable requests needed before a latency boundary is chosen from stable's buckets.
-pub const MIN_STABLE_FOR_BOUNDARY: f64 = 100.0;
+/// The first window's length when `interval` is missing or unreadable.
+const DEFAULT_INTERVAL_MS: i64 = 60_000;
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     source: &'a dyn MetricsSource,
     now: DateTime<Utc>,
     queries: Vec<String>,
 }
 
-type Step<T> = Result<T, Verdict>;
+pub(crate) type Step<T> = Result<T, Verdict>;
 
 impl Ctx<'_> {
     async fn run(&mut self, template: &str, vars: &Variables) -> Step<QueryResult> {
+        let now = self.now;
+        self.run_at(template, vars, now).await
+    }
+
+    async fn run_at(
+        &mut self,
+        template: &str,
+        vars: &Variables,
+        at: DateTime<Utc>,
+    ) -> Step<QueryResult> {
         let q =
             render(template, vars).map_err(|e| Verdict::error(format!("query template: {e}")))?;
         self.queries.push(q.clone());
-        match self.source.query(&q, Some(self.now)).await {
+        match self.source.query(&q, Some(at)).await {
             Ok(r) => Ok(r.result),
             Err(e) => Err(Verdict::error(format!("query failed: {e}"))),
         }
     }
-
-    async fn value(&mut self, what: &str, template: &str, vars: &Variables) -> Step<f64> {
-        let r = self.run(template, vars).await?;
-        match single_value(&r) {
-            Err(reason) => Err(Verdict::error(format!("{what}: {reason}"))),
-            Ok(None) => Err(Verdict::inconclusive(
-                InconclusiveCause::NoData,
-                None,
-                format!("{what}: no data (empty result)"),
-            )),
-            Ok(Some(v)) if v.is_nan() => Err(Verdict::inconclusive(
-                InconclusiveCause::NaN,
-                None,
-                format!("{what}: NaN"),
-            )),
-            Ok(Some(v)) => Ok(v),
-        }
-    }
-
-    async fn histogram(&mut self, what: &str, template: &str, vars: &Variables) -> Step<Histogram> {
-        let r = self.run(template, vars).await?;
-        Histogram::from_result(&r).map_err(|e| Verdict::error(format!("{what}: {e}")))
-    }
 }
 
-fn templates(source: &CountSource) -> CountTemplates {
-    match source {
-        CountSource::Builtin(p) => {
-            let (c, s) = (
-                count_queries(*p, Arm::Canary),
-                count_queries(*p, Arm::Stable),
-            );
-            CountTemplates {
-                canary_requests: c.requests,
-                canary_bad: c.errors,
-                stable_requests: s.requests,
-                stable_bad: s.errors,
-            }
-        }
-        CountSource::Custom(t) => t.clone(),
-    }
-}
-
-fn bucket_templates(source: &BucketSource) -> (String, String) {
-    match source {
-        BucketSource::Builtin(p) => (
-            count_queries(*p, Arm::Stable).buckets,
-            count_queries(*p, Arm::Canary).buckets,
-        ),
-        BucketSource::Custom { stable, canary } => (stable.clone(), canary.clone()),
-    }
-}
-
-/// The step's variables plus the metric's args; `canary_ingress` defaults to `<ingress>-canary`.
+/// The step's variables plus the metric's args.
 fn metric_vars(base: &Variables, args: &Variables) -> Step<Variables> {
     let mut vars = base.clone();
     for (k, v) in args {
-        if base.contains_key(k) {
+        if base.contains_key(k) || k == "range" {
             return Err(Verdict::error(format!(
                 "metric argument {k:?} may not redefine a step variable"
             )));
         }
         vars.insert(k.clone(), v.clone());
-    }
-    if let (Some(ing), false) = (
-        vars.get("ingress").cloned(),
-        vars.contains_key("canary_ingress"),
-    ) {
-        vars.insert("canary_ingress".into(), format!("{ing}-canary"));
     }
     Ok(vars)
 }
@@ -129,16 +80,8 @@ fn divided(settings: &SequentialConfig, k: usize) -> SequentialConfig {
     }
 }
 
-fn resume(saved: &Option<SequentialState>, cfg: &SequentialConfig) -> SequentialState {
-    match saved {
-        Some(s) if s.matches(cfg) => s.clone(),
-        Some(_) => {
-            tracing::warn!("comparison settings changed; restarting its evidence");
-            SequentialState::new(cfg)
-        }
-        None => SequentialState::new(cfg),
-    }
-}
+/// A verdict and, for statistical checks, where its counted window ended.
+type Outcome = (Verdict, Option<i64>);
 
 async fn judge(
     ctx: &mut Ctx<'_>,
@@ -146,10 +89,15 @@ async fn judge(
     vars: &Variables,
     st: &mut MetricState,
     k: usize,
-) -> Step<Verdict> {
-    match check {
+    start: i64,
+    chunk_ms: i64,
+) -> Step<Outcome> {
+    let judged = match check {
         Check::Threshold { query, threshold } => {
-            Ok(judge_threshold(&ctx.run(query, vars).await?, threshold))
+            return Ok((
+                judge_threshold(&ctx.run(query, vars).await?, threshold),
+                None,
+            ))
         }
         Check::BuiltinThreshold {
             provider,
@@ -162,81 +110,36 @@ async fn judge(
                     metric.name()
                 ))
             })?;
-            Ok(judge_threshold(&ctx.run(&query, vars).await?, threshold))
+            return Ok((
+                judge_threshold(&ctx.run(&query, vars).await?, threshold),
+                None,
+            ));
         }
-        Check::ErrorComparison { source, settings } => {
-            let t = templates(source);
-            let counts = IntervalCounts {
-                canary_requests: ctx
-                    .value("canary requests", &t.canary_requests, vars)
-                    .await?,
-                canary_bad: ctx.value("canary bad events", &t.canary_bad, vars).await?,
-                stable_requests: ctx
-                    .value("stable requests", &t.stable_requests, vars)
-                    .await?,
-                stable_bad: ctx.value("stable bad events", &t.stable_bad, vars).await?,
-            };
+        Check::ErrorComparison { counter, settings } => {
             let cfg = divided(settings, k);
-            let (s, v) = update(&cfg, &resume(&st.sequential, &cfg), &counts);
-            st.sequential = Some(s);
-            Ok(v)
+            compare::errors(ctx, counter, &cfg, vars, st, start, chunk_ms).await?
         }
         Check::LatencyComparison {
-            source,
+            histogram,
             quantile,
             boundary,
             settings,
         } => {
-            if !(*quantile > 0.0 && *quantile < 1.0) {
-                return Err(Verdict::error(format!(
-                    "latency quantile {quantile} must be in (0, 1)"
-                )));
-            }
-            let (ts, tc) = bucket_templates(source);
-            let stable = ctx.histogram("stable buckets", &ts, vars).await?;
-            let canary = ctx.histogram("canary buckets", &tc, vars).await?;
             let cfg = divided(settings, k);
-            let mut seq = resume(&st.sequential, &cfg);
-            let Some(b) = boundary
-                .or(seq.boundary)
-                .or_else(|| choose_boundary(&stable, *quantile, MIN_STABLE_FOR_BOUNDARY))
-            else {
-                let cause = if stable.total() > 0.0 {
-                    InconclusiveCause::NotEnoughEvidence
-                } else {
-                    InconclusiveCause::NoData
-                };
-                return Ok(Verdict::inconclusive(
-                    cause,
-                    None,
-                    format!("waiting for {MIN_STABLE_FOR_BOUNDARY} stable requests in one window to choose a latency boundary (have {})", stable.total()),
-                ));
-            };
-            let counts = latency_counts(&stable, &canary, b).ok_or_else(|| {
-                Verdict::error(format!(
-                    "latency boundary {b}s is not a bucket boundary of both arms' histograms"
-                ))
-            })?;
-            seq.boundary = Some(b);
-            let (s, v) = update(&cfg, &seq, &counts);
-            st.sequential = Some(s);
-            Ok(v)
+            compare::latency(
+                ctx, histogram, *quantile, *boundary, &cfg, vars, st, start, chunk_ms,
+            )
+            .await?
         }
-        Check::Slo { source, settings } => {
-            let t = templates(source);
-            let n = ctx
-                .value("canary requests", &t.canary_requests, vars)
-                .await?;
-            let x = ctx.value("canary bad events", &t.canary_bad, vars).await?;
-            let cfg = crate::stats::SloConfig {
+        Check::Slo { counter, settings } => {
+            let cfg = SloConfig {
                 alpha: settings.alpha / k.max(1) as f64,
                 ..*settings
             };
-            let (s, v) = slo_update(&cfg, &st.slo.unwrap_or_default(), n, x);
-            st.slo = Some(s);
-            Ok(v)
+            compare::slo(ctx, counter, &cfg, vars, st, start).await?
         }
-    }
+    };
+    Ok((judged.verdict, Some(judged.end_ms)))
 }
 
 /// Runs one analysis step at `now` with the step's template variables (`namespace`, `name`,
@@ -250,6 +153,11 @@ pub async fn analyse_step(
     now: DateTime<Utc>,
 ) -> StepOutcome {
     let k = metrics.iter().filter(|m| m.check.is_statistical()).count();
+    let interval_ms = vars
+        .get("interval")
+        .and_then(|i| window::duration_ms(i))
+        .filter(|ms| *ms > 0)
+        .unwrap_or(DEFAULT_INTERVAL_MS);
     let mut new_state = AnalysisState::default();
     let mut verdicts = Vec::with_capacity(metrics.len());
     for m in metrics {
@@ -260,41 +168,38 @@ pub async fn analyse_step(
         };
         let saved = state.metrics.get(&m.name).cloned().unwrap_or_default();
         let mut st = saved.clone();
-        let (verdict, consumed) = match metric_vars(vars, &m.args) {
-            Err(v) => (v, false),
-            Ok(mut mv) => {
-                let since = saved
-                    .last_at
-                    .filter(|_| m.check.is_statistical())
-                    .map(|l| (now - l).num_milliseconds());
-                match since {
-                    Some(ms) if ms < 1000 => (
-                        Verdict::inconclusive(
-                            InconclusiveCause::NotEnoughEvidence,
-                            None,
-                            "evaluated less than 1 s ago; waiting",
-                        ),
-                        false,
-                    ),
-                    _ => {
-                        if let Some(ms) = since {
-                            mv.insert("interval".into(), format!("{ms}ms"));
-                        }
-                        let v = judge(&mut ctx, &m.check, &mv, &mut st, k)
-                            .await
-                            .unwrap_or_else(|v| v);
-                        // A failed query leaves its window (and evidence) to the next step.
-                        let consumed = v.kind != VerdictKind::Error;
-                        (v, consumed)
-                    }
+        let start = saved
+            .last_at
+            .filter(|_| m.check.is_statistical())
+            .map_or(now.timestamp_millis() - interval_ms, |l| {
+                l.timestamp_millis()
+            });
+        let outcome = match metric_vars(vars, &m.args) {
+            Err(v) => Err(v),
+            Ok(mv) if now.timestamp_millis() - start < 1000 => {
+                let _ = mv;
+                Err(Verdict::inconclusive(
+                    InconclusiveCause::NotEnoughEvidence,
+                    None,
+                    "evaluated less than 1 s ago; waiting",
+                ))
+            }
+            Ok(mv) => judge(&mut ctx, &m.check, &mv, &mut st, k, start, interval_ms).await,
+        };
+        // An early exit (query error, nothing new scraped) leaves its window and evidence to
+        // the next step.
+        let verdict = match outcome {
+            Ok((v, end)) => {
+                if let Some(end) = end {
+                    st.last_at = Some(window::to_time(end));
                 }
+                v
+            }
+            Err(v) => {
+                st = saved;
+                v
             }
         };
-        if !consumed {
-            st = saved;
-        } else if m.check.is_statistical() {
-            st.last_at = Some(now);
-        }
         if st != MetricState::default() {
             new_state.metrics.insert(m.name.clone(), st);
         }

@@ -5,37 +5,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::builtin::{BuiltinMetric, Provider};
+use super::window::Calibration;
+use crate::builtin::{BuiltinMetric, CounterSpec, Provider};
 use crate::stats::{SequentialConfig, SequentialState, SloConfig, SloState};
 use crate::template::Variables;
 use crate::verdict::{Threshold, Verdict};
-
-/// Four count query templates of a custom comparison (or SLO guard, which uses the canary pair).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CountTemplates {
-    pub canary_requests: String,
-    pub canary_bad: String,
-    pub stable_requests: String,
-    pub stable_bad: String,
-}
-
-/// Where per-arm request / bad counts come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum CountSource {
-    /// Built-in requests / 5xx queries of a provider.
-    Builtin(Provider),
-    Custom(CountTemplates),
-}
-
-/// Where per-arm histogram buckets (`sum by (le) (increase(..._bucket[...]))`) come from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum BucketSource {
-    Builtin(Provider),
-    Custom { stable: String, canary: String },
-}
 
 /// How one metric is measured and judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,22 +23,23 @@ pub enum Check {
         metric: BuiltinMetric,
         threshold: Threshold,
     },
-    /// Sequential canary-vs-stable test on 5xx (or custom bad-event) counts.
+    /// Sequential canary-vs-stable test on exact request / bad-event counts of a counter.
     ErrorComparison {
-        source: CountSource,
+        counter: CounterSpec,
         settings: SequentialConfig,
     },
-    /// Sequential test on requests slower than a bucket boundary: `boundary` if given, else the
-    /// first finite bucket holding stable's `quantile` (chosen once, then kept in the state).
+    /// Sequential test on requests slower than a bucket boundary of a histogram's `_bucket`
+    /// counter: `boundary` if given, else the first finite bucket holding stable's `quantile`,
+    /// chosen from stable's data before the first judged window and then kept in the state.
     LatencyComparison {
-        source: BucketSource,
+        histogram: CounterSpec,
         quantile: f64,
         boundary: Option<f64>,
         settings: SequentialConfig,
     },
     /// Absolute bad-rate guard on the canary (H0: rate <= settings.max_bad_rate).
     Slo {
-        source: CountSource,
+        counter: CounterSpec,
         settings: SloConfig,
     },
 }
@@ -101,6 +76,12 @@ pub struct MetricState {
     /// End of the last counted window: the next window starts here, so windows never overlap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_at: Option<DateTime<Utc>>,
+    /// Whether stable's history before the first window has been read (boundary, dispersion).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline_read: bool,
+    /// Latency: stable's buckets collected in-rollout while the baseline had too few requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<Calibration>,
 }
 
 /// All metrics' memory, keyed by metric name. Persist it in the rollout status; reset it when a

@@ -1,10 +1,12 @@
-//! Tests of one analysis step against the in-memory metrics source.
+//! Tests of one analysis step against the in-memory metrics sources: canned answers for
+//! threshold queries, the simulated Prometheus ([`crate::simprom`]) for comparisons.
 
 use chrono::TimeZone;
 
 use super::*;
-use crate::builtin::{BuiltinMetric, Provider};
-use crate::prometheus::{Labels, QueryError, Sample};
+use crate::builtin::{error_counter, latency_histogram, BuiltinMetric, CounterSpec, Provider};
+use crate::prometheus::QueryError;
+use crate::simprom::SimPrometheus;
 use crate::source::FakeMetricsSource;
 use crate::stats::SloConfig;
 use crate::verdict::Threshold;
@@ -26,29 +28,36 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).unwrap()
 }
 
-fn with_canary_ingress(v: &Variables) -> Variables {
-    metric_vars(v, &Variables::new()).unwrap()
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
 }
 
-/// Sets the four built-in NGINX count answers for the given window.
-fn set_counts(fake: &FakeMetricsSource, interval: &str, n_c: f64, x_c: f64, n_s: f64, x_s: f64) {
-    let v = with_canary_ingress(&vars(interval));
-    let t = templates(&CountSource::Builtin(Provider::NginxIngress));
-    for (tpl, val) in [
-        (&t.canary_requests, n_c),
-        (&t.canary_bad, x_c),
-        (&t.stable_requests, n_s),
-        (&t.stable_bad, x_s),
-    ] {
-        fake.set_value(render(tpl, &v).unwrap(), val);
-    }
+fn secs(s: i64) -> chrono::Duration {
+    chrono::Duration::seconds(s)
+}
+
+const NGINX: &str = "nginx_ingress_controller_requests";
+
+/// ingress-nginx's shape: both arms under the main Ingress, the canary arm with `canary` set.
+fn nginx_add(p: &SimPrometheus, canary: bool, status: &str, n: f64) {
+    let arm = if canary { "shop-web-canary-80" } else { "" };
+    p.add(
+        NGINX,
+        &[
+            ("namespace", "shop"),
+            ("ingress", "web"),
+            ("canary", arm),
+            ("status", status),
+        ],
+        n,
+    );
 }
 
 fn errors_metric(name: &str) -> MetricSpec {
     MetricSpec {
         name: name.into(),
         check: Check::ErrorComparison {
-            source: CountSource::Builtin(Provider::NginxIngress),
+            counter: error_counter(Provider::NginxIngress),
             settings: SequentialConfig::default(),
         },
         args: Variables::new(),
@@ -65,7 +74,7 @@ async fn builtin_threshold_pass_fail_and_no_data() {
             Arm::Canary,
         )
         .unwrap(),
-        &with_canary_ingress(&vars("1m")),
+        &vars("1m"),
     )
     .unwrap();
     let spec = vec![MetricSpec {
@@ -84,7 +93,7 @@ async fn builtin_threshold_pass_fail_and_no_data() {
     let out = analyse_step(&spec, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
     assert_eq!(out.summary.kind, VerdictKind::Pass);
     assert_eq!(out.verdicts[0].queries, vec![q.clone()]);
-    assert!(q.contains(r#"ingress="web-canary""#), "{q}");
+    assert!(q.contains(r#"ingress="web",canary!="""#), "{q}");
     fake.set_value(q.clone(), 0.9);
     let out = analyse_step(&spec, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
     assert_eq!(out.summary.kind, VerdictKind::Fail);
@@ -97,189 +106,276 @@ async fn builtin_threshold_pass_fail_and_no_data() {
 }
 
 #[tokio::test]
-async fn comparison_accumulates_with_non_overlapping_windows() {
-    let fake = FakeMetricsSource::new();
+async fn comparison_counts_exactly_between_scrapes() {
+    let p = SimPrometheus::new();
+    // Before the rollout stable serves 100 requests per 15 s scrape.
+    for k in 0..=240 {
+        nginx_add(&p, false, "200", 100.0);
+        p.scrape(ms(t0()) - 3_600_000 + k * 15_000);
+    }
     let spec = vec![errors_metric("errors")];
-    set_counts(&fake, "1m", 100.0, 1.0, 900.0, 9.0);
-    let out = analyse_step(&spec, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
+    // The canary's series appear mid-window; scrapes at +5 s and +20 s of the first window.
+    nginx_add(&p, true, "200", 40.0);
+    nginx_add(&p, false, "200", 360.0);
+    nginx_add(&p, false, "500", 4.0);
+    p.scrape(ms(t0()) + 5_000);
+    nginx_add(&p, true, "200", 59.0);
+    nginx_add(&p, true, "500", 1.0);
+    nginx_add(&p, false, "200", 500.0);
+    p.scrape(ms(t0()) + 20_000);
+    let now = t0() + secs(25);
+    let out = analyse_step(&spec, &p, &vars("30s"), &AnalysisState::default(), now).await;
+    let v = &out.verdicts[0].verdict;
     assert_eq!(
-        out.verdicts[0].verdict.cause,
+        v.cause,
         Some(InconclusiveCause::NotEnoughEvidence),
-        "{:?}",
-        out.verdicts[0].verdict
+        "{}",
+        v.reason
     );
     let st = &out.state.metrics["errors"];
-    assert_eq!(st.last_at, Some(t0()));
-    assert_eq!(st.sequential.as_ref().unwrap().canary_requests, 100.0);
-    // Next step 30 s later asks for exactly the 30 s since the last window; the canary is now bad.
-    set_counts(&fake, "30000ms", 100.0, 20.0, 900.0, 9.0);
-    let later = t0() + chrono::Duration::seconds(30);
-    let out2 = analyse_step(&spec, &fake, &vars("1m"), &out.state, later).await;
+    // The window ends at the last scrape both arms have, not at `now`.
+    assert_eq!(st.last_at, Some(t0() + secs(20)));
+    let seq = st.sequential.as_ref().unwrap();
     assert_eq!(
-        out2.summary.kind,
+        (
+            seq.canary_requests,
+            seq.canary_bad,
+            seq.stable_requests,
+            seq.stable_bad
+        ),
+        (100.0, 1.0, 964.0, 4.0)
+    );
+    assert!(
+        out.verdicts[0].queries[0].starts_with(NGINX),
+        "{:?}",
+        out.verdicts[0].queries
+    );
+    // Nothing scraped since: the window is not consumed, whatever the clock says.
+    let out2 = analyse_step(&spec, &p, &vars("30s"), &out.state, now + secs(8)).await;
+    assert_eq!(out2.state, out.state);
+    assert!(out2.verdicts[0].verdict.reason.contains("no new scrape"));
+    // The ingress-nginx controller restarts: counters start from zero and are counted as such.
+    p.restart();
+    nginx_add(&p, true, "200", 30.0);
+    nginx_add(&p, true, "500", 20.0);
+    nginx_add(&p, false, "200", 450.0);
+    p.scrape(ms(t0()) + 35_000);
+    let out3 = analyse_step(&spec, &p, &vars("30s"), &out2.state, t0() + secs(36)).await;
+    let ev = out3.verdicts[0].verdict.evidence.clone().unwrap();
+    // 200s: 99 -> 30 is a reset, counted as 30. 500s: 1 -> 20 cannot be told from 19 new errors
+    // (Prometheus' reset rule has the same blind spot): one error is lost across the restart.
+    assert_eq!((ev.canary_requests, ev.canary_bad), (149.0, 20.0));
+    assert_eq!(ev.stable_requests, 964.0 + 450.0);
+    assert_eq!(
+        out3.verdicts[0].verdict.kind,
         VerdictKind::Fail,
         "{}",
-        out2.summary.reason
+        out3.verdicts[0].verdict.reason
     );
-    assert!(out2.verdicts[0].queries[0].contains("[30000ms]"));
-    let ev = out2.verdicts[0].verdict.evidence.clone().unwrap();
-    assert_eq!((ev.canary_requests, ev.canary_bad), (200.0, 21.0));
-    assert_eq!(ev.fail_threshold, 20.0);
-    // Called again within a second: nothing is counted twice.
-    let again = analyse_step(&spec, &fake, &vars("1m"), &out2.state, later).await;
-    assert_eq!(
-        again.verdicts[0].verdict.cause,
-        Some(InconclusiveCause::NotEnoughEvidence)
-    );
-    assert_eq!(again.state, out2.state);
 }
 
 #[tokio::test]
-async fn query_errors_do_not_consume_the_window_and_alpha_is_divided() {
-    let fake = FakeMetricsSource::new();
+async fn no_series_is_no_data_and_errors_keep_the_window() {
+    let p = SimPrometheus::new();
     let spec = vec![errors_metric("errors"), errors_metric("errors-again")];
-    set_counts(&fake, "1m", 100.0, 1.0, 900.0, 9.0);
-    let out = analyse_step(&spec, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
-    let ev = out.verdicts[1].verdict.evidence.clone().unwrap();
+    let out = analyse_step(&spec, &p, &vars("1m"), &AnalysisState::default(), t0()).await;
+    assert_eq!(
+        out.verdicts[0].verdict.cause,
+        Some(InconclusiveCause::NoData)
+    );
+    assert!(out.state.metrics.is_empty());
+    // Prometheus down: Error, and the saved state stays as it was.
+    let fake = FakeMetricsSource::new();
+    nginx_add(&p, true, "200", 100.0);
+    nginx_add(&p, false, "200", 900.0);
+    p.scrape(ms(t0()) - 1000);
+    let ok = analyse_step(&spec, &p, &vars("1m"), &AnalysisState::default(), t0()).await;
+    let ev = ok.verdicts[1].verdict.evidence.clone().unwrap();
     assert_eq!(
         ev.fail_threshold, 40.0,
         "alpha 0.05 split over two statistical metrics"
     );
-    // Prometheus is down for the next step: Error, and the saved state stays as it was.
-    let v = with_canary_ingress(&vars("20000ms"));
-    let q = render(
-        &templates(&CountSource::Builtin(Provider::NginxIngress)).canary_requests,
-        &v,
-    )
-    .unwrap();
+    let q = ok.verdicts[0].queries[0].clone();
     fake.set(q, Err(QueryError::Connect("refused".into())));
-    let out2 = analyse_step(
-        &spec,
-        &fake,
-        &vars("1m"),
-        &out.state,
-        t0() + chrono::Duration::seconds(20),
-    )
-    .await;
-    assert_eq!(out2.summary.kind, VerdictKind::Error);
-    assert!(out2.summary.reason.contains("refused"));
-    assert_eq!(out2.state, out.state);
+    let down = analyse_step(&spec, &fake, &vars("1m"), &ok.state, t0() + secs(20)).await;
+    assert_eq!(down.summary.kind, VerdictKind::Error);
+    assert_eq!(down.state, ok.state);
+}
+
+fn traefik_bucket(p: &SimPrometheus, svc: &str, le_counts: &[(&str, f64)]) {
+    for (le, n) in le_counts {
+        p.add(
+            "traefik_service_request_duration_seconds_bucket",
+            &[("service", svc), ("le", le)],
+            *n,
+        );
+    }
+}
+
+fn latency_metric(boundary: Option<f64>) -> Vec<MetricSpec> {
+    vec![MetricSpec {
+        name: "latency".into(),
+        check: Check::LatencyComparison {
+            histogram: latency_histogram(Provider::TraefikFile),
+            quantile: 0.95,
+            boundary,
+            settings: SequentialConfig::default(),
+        },
+        args: Variables::new(),
+    }]
 }
 
 #[tokio::test]
-async fn latency_boundary_is_chosen_from_stable_and_kept() {
-    let fake = FakeMetricsSource::new();
-    let spec = vec![MetricSpec {
-        name: "latency".into(),
-        check: Check::LatencyComparison {
-            source: BucketSource::Builtin(Provider::TraefikFile),
-            quantile: 0.95,
-            boundary: None,
-            settings: SequentialConfig::default(),
-        },
-        args: [("port".to_string(), "80".to_string())].into(),
-    }];
-    let buckets = |pairs: &[(&str, f64)]| {
-        QueryResult::Vector(
-            pairs
-                .iter()
-                .map(|(le, v)| Sample {
-                    labels: Labels::from([("le".into(), le.to_string())]),
-                    timestamp: 0.0,
-                    value: *v,
-                })
-                .collect(),
-        )
-    };
-    let v = with_canary_ingress(&vars("1m"));
-    let (ts, tc) = bucket_templates(&BucketSource::Builtin(Provider::TraefikFile));
-    fake.set(
-        render(&ts, &v).unwrap(),
-        Ok(buckets(&[
-            ("0.1", 900.0),
-            ("0.25", 990.0),
-            ("+Inf", 1000.0),
-        ])),
+async fn latency_boundary_comes_from_before_the_rollout() {
+    let p = SimPrometheus::new();
+    // An hour of stable history: 95% at or below 0.1 s, 99% at or below 0.25 s.
+    for k in 0..=120 {
+        traefik_bucket(
+            &p,
+            "web-primary@file",
+            &[("0.1", 95.0), ("0.25", 99.0), ("+Inf", 100.0)],
+        );
+        p.scrape(ms(t0()) - 3_600_000 + k * 30_000);
+    }
+    // The first judged window: canary much slower.
+    traefik_bucket(
+        &p,
+        "web-primary@file",
+        &[("0.1", 950.0), ("0.25", 990.0), ("+Inf", 1000.0)],
     );
-    fake.set(
-        render(&tc, &v).unwrap(),
-        Ok(buckets(&[("0.1", 30.0), ("0.25", 60.0), ("+Inf", 100.0)])),
+    traefik_bucket(
+        &p,
+        "web@file",
+        &[("0.1", 30.0), ("0.25", 60.0), ("+Inf", 100.0)],
     );
-    let out = analyse_step(&spec, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
-    let verdict = &out.verdicts[0].verdict;
-    assert_eq!(verdict.kind, VerdictKind::Fail, "{}", verdict.reason);
-    assert_eq!(verdict.evidence.as_ref().unwrap().boundary, Some(0.25));
+    p.scrape(ms(t0()) + 10_000);
+    let out = analyse_step(
+        &latency_metric(None),
+        &p,
+        &vars("1m"),
+        &AnalysisState::default(),
+        t0() + secs(11),
+    )
+    .await;
+    let v = &out.verdicts[0].verdict;
+    assert_eq!(v.kind, VerdictKind::Fail, "{}", v.reason);
+    assert_eq!(v.evidence.as_ref().unwrap().boundary, Some(0.1));
+    let st = &out.state.metrics["latency"];
+    assert!(st.baseline_read);
+    assert_eq!(st.sequential.as_ref().unwrap().boundary, Some(0.1));
+    // Three queries: both arms' window, then stable's baseline (at the window's start).
+    assert_eq!(out.verdicts[0].queries.len(), 3);
+}
+
+#[tokio::test]
+async fn without_history_the_boundary_is_calibrated_on_windows_not_judged() {
+    let p = SimPrometheus::new();
+    traefik_bucket(
+        &p,
+        "web-primary@file",
+        &[("0.1", 60.0), ("0.25", 70.0), ("+Inf", 70.0)],
+    );
+    traefik_bucket(
+        &p,
+        "web@file",
+        &[("0.1", 0.0), ("0.25", 0.0), ("+Inf", 10.0)],
+    );
+    p.scrape(ms(t0()) + 10_000);
+    let spec = latency_metric(None);
+    let out = analyse_step(
+        &spec,
+        &p,
+        &vars("1m"),
+        &AnalysisState::default(),
+        t0() + secs(11),
+    )
+    .await;
+    let v = &out.verdicts[0].verdict;
     assert_eq!(
-        out.state.metrics["latency"]
-            .sequential
-            .as_ref()
-            .unwrap()
-            .boundary,
-        Some(0.25)
+        v.cause,
+        Some(InconclusiveCause::NotEnoughEvidence),
+        "{}",
+        v.reason
     );
+    assert!(v.reason.contains("70 of 100"), "{}", v.reason);
+    // The slow canary window was calibration only: no evidence counted.
+    let seq = out.state.metrics["latency"].sequential.clone().unwrap();
+    assert_eq!(seq.canary_requests, 0.0);
+    traefik_bucket(
+        &p,
+        "web-primary@file",
+        &[("0.1", 30.0), ("0.25", 40.0), ("+Inf", 40.0)],
+    );
+    traefik_bucket(&p, "web@file", &[("+Inf", 10.0)]);
+    p.scrape(ms(t0()) + 20_000);
+    let out = analyse_step(&spec, &p, &vars("1m"), &out.state, t0() + secs(21)).await;
+    let st = &out.state.metrics["latency"];
+    assert_eq!(st.sequential.as_ref().unwrap().boundary, Some(0.25));
+    assert!(st.calibration.is_none());
+    assert_eq!(st.sequential.as_ref().unwrap().canary_requests, 0.0);
     // A quantile outside (0, 1) is a configuration error, not an endless wait.
     let mut bad = spec.clone();
     if let Check::LatencyComparison { quantile, .. } = &mut bad[0].check {
         *quantile = 95.0;
     }
-    let out = analyse_step(&bad, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
+    let out = analyse_step(&bad, &p, &vars("1m"), &AnalysisState::default(), t0()).await;
+    assert_eq!(out.summary.kind, VerdictKind::Error);
     assert!(
         out.summary.reason.contains("quantile"),
         "{}",
         out.summary.reason
     );
-    assert_eq!(out.summary.kind, VerdictKind::Error);
     // An arg that redefines a step variable is refused.
     let mut bad = spec.clone();
-    bad[0].args.insert("namespace".into(), "other".into());
-    let out = analyse_step(&bad, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
+    bad[0].args.insert("range".into(), "1h".into());
+    let out = analyse_step(&bad, &p, &vars("1m"), &AnalysisState::default(), t0()).await;
     assert_eq!(out.summary.kind, VerdictKind::Error);
 }
 
 #[tokio::test]
-async fn slo_guard_and_custom_threshold() {
-    let fake = FakeMetricsSource::new();
-    let t = CountTemplates {
-        canary_requests: r#"sum(increase(reqs{app="{{canary}}"}[{{interval}}]))"#.into(),
-        canary_bad: r#"sum(increase(errs{app="{{canary}}"}[{{interval}}])) or vector(0)"#.into(),
-        stable_requests: String::new(),
-        stable_bad: String::new(),
+async fn slo_guard_on_a_custom_counter_and_custom_threshold() {
+    let p = SimPrometheus::new();
+    p.add("reqs_total", &[("app", "web"), ("code", "200")], 360.0);
+    p.add("reqs_total", &[("app", "web"), ("code", "503")], 40.0);
+    p.scrape(ms(t0()) - 1000);
+    let counter = CounterSpec {
+        metric: "reqs_total".into(),
+        stable: r#"app="{{primary}}""#.into(),
+        canary: r#"app="{{canary}}""#.into(),
+        bad: r#"code=~"5..""#.into(),
     };
-    let spec = vec![
-        MetricSpec {
-            name: "slo".into(),
-            check: Check::Slo {
-                source: CountSource::Custom(t),
-                settings: SloConfig::default(),
-            },
-            args: Variables::new(),
+    let spec = vec![MetricSpec {
+        name: "slo".into(),
+        check: Check::Slo {
+            counter,
+            settings: SloConfig::default(),
         },
-        MetricSpec {
-            name: "custom".into(),
-            check: Check::Threshold {
-                query: "scalar(up)".into(),
-                threshold: Threshold {
-                    min: None,
-                    max: Some(1.0),
-                },
-            },
-            args: Variables::new(),
-        },
-    ];
-    fake.set_value(r#"sum(increase(reqs{app="web"}[1m]))"#, 400.0);
-    fake.set_value(r#"sum(increase(errs{app="web"}[1m])) or vector(0)"#, 40.0);
-    fake.set("scalar(up)", Ok(QueryResult::Scalar(0.0, f64::NAN)));
-    let out = analyse_step(&spec, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
+        args: Variables::new(),
+    }];
+    let out = analyse_step(&spec, &p, &vars("1m"), &AnalysisState::default(), t0()).await;
     assert_eq!(
         out.verdicts[0].verdict.kind,
         VerdictKind::Fail,
         "{}",
         out.verdicts[0].verdict.reason
     );
-    assert_eq!(out.verdicts[1].verdict.cause, Some(InconclusiveCause::NaN));
-    assert_eq!(out.summary.kind, VerdictKind::Fail);
     assert_eq!(out.state.metrics["slo"].slo.unwrap().requests, 400.0);
-    assert!(!out.state.metrics.contains_key("custom"));
+    let fake = FakeMetricsSource::new();
+    let custom = vec![MetricSpec {
+        name: "custom".into(),
+        check: Check::Threshold {
+            query: "scalar(up)".into(),
+            threshold: Threshold {
+                min: None,
+                max: Some(1.0),
+            },
+        },
+        args: Variables::new(),
+    }];
+    fake.set("scalar(up)", Ok(QueryResult::Scalar(0.0, f64::NAN)));
+    let out = analyse_step(&custom, &fake, &vars("1m"), &AnalysisState::default(), t0()).await;
+    assert_eq!(out.verdicts[0].verdict.cause, Some(InconclusiveCause::NaN));
+    assert!(out.state.metrics.is_empty());
 }
 
 #[test]

@@ -26,11 +26,11 @@ pub struct PolicySpec {
 }
 
 impl PolicySpec {
-    pub fn build(&self) -> Box<dyn Policy> {
+    pub fn build(&self, scenario: &Scenario, seed: u64) -> Box<dyn Policy> {
         match &self.kind {
             PolicyKind::Flagger(c) => Box::new(Flagger::new(*c)),
             PolicyKind::Argo(c) => Box::new(Argo::new(c.clone())),
-            PolicyKind::Sluice(c) => Box::new(Sluice::new(c)),
+            PolicyKind::Sluice(c) => Box::new(Sluice::new(c, scenario, seed)),
         }
     }
 }
@@ -97,7 +97,7 @@ pub fn run_one(
     horizon: u64,
     trace: bool,
 ) -> RunResult {
-    let mut p = policy.build();
+    let mut p = policy.build(scenario, seed);
     let mut traffic = Traffic::new(scenario, seed);
     let mut h = History::default();
     let mut decided = None;

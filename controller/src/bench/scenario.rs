@@ -33,6 +33,26 @@ pub struct Scenario {
     pub canary_unreachable: bool,
     /// Whether the right outcome is a rollback (false: promote).
     pub bad: bool,
+    /// Prometheus' scrape interval (seconds) for the policies that read the simulated Prometheus.
+    pub scrape: u64,
+    /// Bursty errors: per 10 s block a Gamma multiplier of the error rate (mean 1).
+    pub burst: Option<Burst>,
+    /// The exporter (ingress-nginx controller) restarts at this second: counters from zero.
+    pub exporter_restart_at: Option<u64>,
+    /// Sluice's analysis interval in seconds, if not its default.
+    pub interval: Option<u64>,
+    /// Sluice's last (analysed) canary weight, if not its default.
+    pub max_weight: Option<i32>,
+    /// Sluice's `negligibleBadRate` floor on the error comparison (off unless set).
+    pub floor: Option<f64>,
+}
+
+/// Errors in bursts: the per-block multiplier of the error probability has this coefficient of
+/// variation; `shared` bursts hit both arms at once (a dependency), others each arm on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Burst {
+    pub cv: f64,
+    pub shared: bool,
 }
 
 impl Scenario {
@@ -47,6 +67,12 @@ impl Scenario {
             spike: None,
             canary_unreachable: false,
             bad: false,
+            scrape: 15,
+            burst: None,
+            exporter_restart_at: None,
+            interval: None,
+            max_weight: None,
+            floor: None,
         }
     }
 
@@ -57,7 +83,7 @@ impl Scenario {
         )
     }
 
-    fn errors(factor: f64) -> Self {
+    pub fn errors(factor: f64) -> Self {
         let mut s = Self::new(
             &format!("errors-{factor}x"),
             &format!(
@@ -71,7 +97,7 @@ impl Scenario {
         s
     }
 
-    fn latency(factor: f64) -> Self {
+    pub fn latency(factor: f64) -> Self {
         let pct = ((factor - 1.0) * 100.0).round();
         let mut s = Self::new(
             &format!("latency+{pct}%"),

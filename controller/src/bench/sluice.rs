@@ -1,24 +1,26 @@
 //! Sluice's default policy, driven through the real state machine (`core::step`) inside the
-//! simulator (`sim::Simulator`), with an analysis oracle that feeds the simulated per-interval
-//! counts to the real sequential canary-vs-stable test of sluice-analysis (errors, and requests
-//! slower than the histogram bucket holding stable's p95).
+//! simulator (`sim::Simulator`), with the product's own analysis path: the simulated traffic is
+//! exported as ingress-nginx-shaped counters into a simulated Prometheus
+//! ([`sluice_analysis::SimPrometheus`]) that samples them at a scrape interval, and every
+//! analysis run is `analysis_bridge::run_analysis` reading the Rollout's status, sending the
+//! built-in queries and persisting its evidence back into the status. No rule is re-implemented
+//! here.
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use sluice_analysis::stats::{self, choose_boundary, latency_counts, Histogram};
-use sluice_analysis::verdict::{InconclusiveCause, Verdict, VerdictKind as AVerdict};
-use sluice_analysis::{IntervalCounts, SequentialConfig, SequentialState};
+use sluice_analysis::{Provider, SimPrometheus};
 use sluice_crds::{
-    AnalysisSpec, CanaryStep, CanaryStrategy, InconclusivePolicy, MetricSpec, NginxRouter, Phase,
-    RolloutSpec, RouterSpec, ServiceSpec, Strategy, TargetRef,
+    AnalysisSpec, CanaryStep, CanaryStrategy, ComparisonSpec, InconclusivePolicy, MetricSpec,
+    NginxRouter, Phase, RolloutSpec, RolloutStatus, RouterSpec, ServiceSpec, Strategy, TargetRef,
 };
 
 use super::policy::{Control, Outcome, Policy};
-use super::traffic::{ArmCounts, History, BUCKETS};
-use crate::core::{AnalysisRun, MetricOutcome, VerdictKind};
+use super::scenario::Scenario;
+use super::traffic::{History, Second, Traffic, BUCKETS};
+use crate::analysis_bridge::{run_analysis, RunInput, StepVars};
+use crate::core::AnalysisRun;
 use crate::sim::{AnalysisOracle, Script, SimConfig, Simulator, TimelineEntry};
 
 /// The Sluice configuration under test.
@@ -27,13 +29,15 @@ pub struct SluiceConfig {
     /// Canary steps: (weight, seconds to stay) — the last weight waits for a passing analysis.
     pub steps: Vec<(i32, u64)>,
     pub interval: u64,
-    /// The comparison's settings (alpha is divided between the two metrics here).
+    /// The comparison's settings, written into the Rollout (the product divides alpha).
     pub alpha: f64,
     pub beta: f64,
     pub tolerated_ratio: f64,
     pub degraded_ratio: f64,
     pub min_canary_requests: f64,
     pub canary_ready_after: u64,
+    /// `negligibleBadRate` of the error comparison (off unless set).
+    pub floor: Option<f64>,
 }
 
 impl Default for SluiceConfig {
@@ -49,22 +53,26 @@ impl Default for SluiceConfig {
             degraded_ratio: 2.0,
             min_canary_requests: 200.0,
             canary_ready_after: 30,
+            floor: None,
         }
     }
 }
 
 impl SluiceConfig {
-    fn sequential(&self) -> SequentialConfig {
-        SequentialConfig {
-            // As analyse_step does: alpha is split over the two metrics, beta is not (a Pass
-            // needs every metric to pass).
-            alpha: self.alpha / 2.0,
-            beta: self.beta,
-            tolerated_ratio: self.tolerated_ratio,
-            bad_ratio: self.degraded_ratio,
-            min_canary_requests: self.min_canary_requests,
-            ..SequentialConfig::default()
+    /// This config with a scenario's overrides (interval, last weight, floor).
+    pub fn for_scenario(&self, sc: &Scenario) -> SluiceConfig {
+        let mut c = self.clone();
+        if let Some(i) = sc.interval {
+            c.interval = i;
         }
+        if let Some(w) = sc.max_weight {
+            c.steps.retain(|(s, _)| *s < w);
+            c.steps.push((w, 0));
+        }
+        if sc.floor.is_some() {
+            c.floor = sc.floor;
+        }
+        c
     }
 
     /// The Rollout spec a user would write for this policy.
@@ -79,9 +87,18 @@ impl SluiceConfig {
                 steps.push(CanaryStep::pause_for(&format!("{stay}s")));
             }
         }
-        let metric = |name: &str, builtin: &str| MetricSpec {
+        let metric = |name: &str, builtin: &str, floor: Option<f64>| MetricSpec {
             name: name.to_string(),
             builtin: Some(builtin.to_string()),
+            comparison: Some(ComparisonSpec {
+                alpha: Some(self.alpha),
+                beta: Some(self.beta),
+                tolerated_ratio: Some(self.tolerated_ratio),
+                degraded_ratio: Some(self.degraded_ratio),
+                min_canary_requests: Some(self.min_canary_requests as u64),
+                negligible_bad_rate: floor,
+                ..ComparisonSpec::default()
+            }),
             ..MetricSpec::default()
         };
         RolloutSpec {
@@ -116,8 +133,8 @@ impl SluiceConfig {
                 error_limit: 3,
                 prometheus: None,
                 metrics: vec![
-                    metric("errors", "nginx-errors-vs-stable"),
-                    metric("latency", "nginx-latency-vs-stable"),
+                    metric("errors", "nginx-errors-vs-stable", self.floor),
+                    metric("latency", "nginx-latency-vs-stable", None),
                 ],
                 templates: vec![],
             }),
@@ -130,114 +147,99 @@ impl SluiceConfig {
     }
 }
 
-/// Cumulative counts the policy shares with its oracle.
-#[derive(Debug, Default)]
-struct Totals {
-    canary: ArmCounts,
-    stable: ArmCounts,
-}
+/// The namespace, names and ingress-nginx labels of the simulated app.
+const NS: &str = "default";
+const INGRESS: &str = "app";
+/// ingress-nginx's `canary` label of a request served by the canary backend:
+/// `<namespace>-<canary Service>-<port>` (see sluice_analysis::builtin).
+const CANARY_UPSTREAM: &str = "default-app-canary-80";
+const REQUESTS: &str = "nginx_ingress_controller_requests";
+const DURATION: &str = "nginx_ingress_controller_request_duration_seconds_bucket";
+/// Stable's history before the rollout that the simulated Prometheus holds.
+const HISTORY_SECONDS: u64 = 3600;
 
-/// Judges each analysis run from the counts since the previous run, with sluice-analysis.
-struct CountsOracle {
-    totals: Rc<RefCell<Totals>>,
-    seen: Totals,
-    cfg: SequentialConfig,
-    errors: SequentialState,
-    latency: SequentialState,
-}
-
-fn histogram(c: &ArmCounts) -> Histogram {
-    let mut acc = 0.0;
-    let mut buckets = Vec::with_capacity(c.buckets.len());
-    for (i, n) in c.buckets.iter().enumerate() {
-        acc += f64::from(*n);
-        buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), acc));
-    }
-    Histogram { buckets }
-}
-
-fn diff(a: &ArmCounts, b: &ArmCounts) -> ArmCounts {
-    let mut out = ArmCounts {
-        requests: a.requests - b.requests,
-        errors: a.errors - b.errors,
-        ..ArmCounts::default()
-    };
-    for (i, o) in out.buckets.iter_mut().enumerate() {
-        *o = a.buckets[i] - b.buckets[i];
-    }
-    out
-}
-
-/// The state machine's view of an analysis verdict: "still collecting" is Pending.
-fn outcome(name: &str, v: &Verdict) -> MetricOutcome {
-    let verdict = match (v.kind, v.cause) {
-        (AVerdict::Pass, _) => VerdictKind::Pass,
-        (AVerdict::Fail, _) => VerdictKind::Fail,
-        (AVerdict::Error, _) => VerdictKind::Error,
-        (AVerdict::Inconclusive, Some(InconclusiveCause::NotEnoughEvidence)) => {
-            VerdictKind::Pending
-        }
-        (AVerdict::Inconclusive, _) => VerdictKind::Inconclusive,
-    };
-    MetricOutcome {
-        name: name.to_string(),
-        verdict,
-        value: v.value,
-        reason: v.reason.clone(),
-        // The oracle keeps the state itself; serializing it every run would only cost time.
-        sequential_state: None,
-    }
-}
-
-impl AnalysisOracle for CountsOracle {
-    fn run(&mut self, at: DateTime<Utc>, _weight: i32, revision: &str) -> AnalysisRun {
-        let totals = self.totals.borrow();
-        let c = diff(&totals.canary, &self.seen.canary);
-        let s = diff(&totals.stable, &self.seen.stable);
-        let stable_so_far = histogram(&totals.stable);
-        self.seen = Totals {
-            canary: totals.canary,
-            stable: totals.stable,
+/// The exporter side: one second of both arms' traffic into ingress-nginx-shaped counters.
+fn export(prom: &SimPrometheus, sec: &Second) {
+    for (arm, c) in [(CANARY_UPSTREAM, &sec.canary), ("", &sec.stable)] {
+        let ok = f64::from(c.requests - c.errors);
+        let labels = |status: &'static str| {
+            [
+                ("namespace", NS),
+                ("ingress", INGRESS),
+                ("canary", arm),
+                ("status", status),
+            ]
         };
-        drop(totals);
-        let err_counts = IntervalCounts {
-            canary_requests: f64::from(c.requests),
-            canary_bad: f64::from(c.errors),
-            stable_requests: f64::from(s.requests),
-            stable_bad: f64::from(s.errors),
-        };
-        let (st, v_err) = stats::update(&self.cfg, &self.errors, &err_counts);
-        self.errors = st;
-        if self.latency.boundary.is_none() {
-            self.latency.boundary = choose_boundary(&stable_so_far, 0.95, 200.0);
+        if ok > 0.0 {
+            prom.add(REQUESTS, &labels("200"), ok);
         }
-        let v_lat = match self.latency.boundary {
-            None => Verdict::inconclusive(
-                InconclusiveCause::NotEnoughEvidence,
-                None,
-                "waiting for enough stable requests to choose a latency boundary",
-            ),
-            Some(b) => match latency_counts(&histogram(&s), &histogram(&c), b) {
-                Some(counts) => {
-                    let (st, v) = stats::update(&self.cfg, &self.latency, &counts);
-                    self.latency = st;
-                    v
-                }
-                None => Verdict::error(format!("no bucket at {b}")),
+        if c.errors > 0 {
+            prom.add(REQUESTS, &labels("500"), f64::from(c.errors));
+        }
+        if c.requests == 0 {
+            continue;
+        }
+        // Cumulative buckets; a histogram's children all exist once it has observed anything.
+        let mut acc = 0.0;
+        for (i, n) in c.buckets.iter().enumerate() {
+            acc += f64::from(*n);
+            let le = BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| format!("{b}"));
+            prom.add(
+                DURATION,
+                &[
+                    ("namespace", NS),
+                    ("ingress", INGRESS),
+                    ("canary", arm),
+                    ("le", &le),
+                ],
+                acc,
+            );
+        }
+    }
+}
+
+/// The product's analysis path: the bridge (`run_analysis`), the step analysis, the windowed
+/// queries and the evidence persisted in the Rollout's status, against the simulated Prometheus.
+struct ProductOracle {
+    prom: Arc<SimPrometheus>,
+    analysis: AnalysisSpec,
+    vars: StepVars,
+}
+
+impl AnalysisOracle for ProductOracle {
+    fn run(
+        &mut self,
+        at: DateTime<Utc>,
+        _weight: i32,
+        revision: &str,
+        status: &RolloutStatus,
+    ) -> AnalysisRun {
+        // The simulated Prometheus answers at once, so polling the future once finishes it.
+        futures::executor::block_on(run_analysis(
+            RunInput {
+                spec: &self.analysis,
+                templates: &[],
+                status,
+                vars: &self.vars,
+                provider: Provider::NginxIngress,
+                revision,
+                now: at,
             },
-        };
-        AnalysisRun {
-            at,
-            revision: revision.to_string(),
-            metrics: vec![outcome("errors", &v_err), outcome("latency", &v_lat)],
-        }
+            &*self.prom,
+        ))
     }
 }
 
 /// One Sluice rollout of revision "v2" in the simulator.
 pub struct Sluice {
     sim: Simulator,
-    totals: Rc<RefCell<Totals>>,
+    prom: Arc<SimPrometheus>,
+    scrape: u64,
+    /// Scrape phase: scrapes happen at seconds t with (t + phase) % scrape == 0.
+    phase: u64,
+    restart_at: Option<u64>,
     t0: DateTime<Utc>,
     next_wake: u64,
     max_tick: u64,
@@ -249,15 +251,23 @@ fn at(t0: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
 }
 
 impl Sluice {
-    pub fn new(cfg: &SluiceConfig) -> Self {
-        let totals = Rc::new(RefCell::new(Totals::default()));
-        let seq = cfg.sequential();
-        let oracle = CountsOracle {
-            totals: totals.clone(),
-            seen: Totals::default(),
-            cfg: seq,
-            errors: SequentialState::new(&seq),
-            latency: SequentialState::new(&seq),
+    pub fn new(cfg: &SluiceConfig, scenario: &Scenario, seed: u64) -> Self {
+        let cfg = cfg.for_scenario(scenario);
+        let spec = cfg.rollout_spec();
+        let prom = Arc::new(SimPrometheus::new());
+        let oracle = ProductOracle {
+            prom: prom.clone(),
+            analysis: spec.analysis.clone().unwrap_or_default(),
+            vars: StepVars {
+                namespace: NS.into(),
+                name: "app".into(),
+                primary: "app-primary".into(),
+                canary: "app-canary".into(),
+                interval: format!("{}s", cfg.interval),
+                ingress: INGRESS.into(),
+                service: "app".into(),
+                port: "80".into(),
+            },
         };
         let sim_cfg = SimConfig {
             canary_ready_delay: Duration::from_secs(cfg.canary_ready_after),
@@ -265,13 +275,29 @@ impl Sluice {
             max_tick: Duration::from_secs(cfg.interval),
             ..SimConfig::default()
         };
-        let mut sim = Simulator::new(cfg.rollout_spec(), sim_cfg).with_oracle(oracle);
+        let mut sim = Simulator::new(spec, sim_cfg).with_oracle(oracle);
         // First sight of the rollout: primary created, stable routed; then the change comes.
         sim.run(&Script::new(), Duration::from_secs(60));
         let t0 = sim.now() + TimeDelta::seconds(1);
+        let scrape = scenario.scrape.max(1);
+        let phase = seed % scrape;
+        // An hour of stable-only traffic before the change, as a running service has.
+        let mut calm = scenario.clone();
+        calm.spike = None;
+        let mut before = Traffic::new(&calm, seed ^ 0x5eed_ba5e);
+        let t_hist = t0 - TimeDelta::seconds(HISTORY_SECONDS as i64);
+        for t in 0..HISTORY_SECONDS {
+            if (t + phase) % scrape == 0 {
+                prom.scrape(at(t_hist, t).timestamp_millis());
+            }
+            export(&prom, &before.second(t, 0));
+        }
         Sluice {
             sim,
-            totals,
+            prom,
+            scrape,
+            phase,
+            restart_at: scenario.exporter_restart_at,
             t0,
             next_wake: 0,
             max_tick: cfg.interval,
@@ -284,12 +310,16 @@ impl Policy for Sluice {
     fn control(&mut self, t: u64, h: &History) -> Control {
         if t > 0 {
             if let Some(sec) = h.seconds.get(t as usize - 1) {
-                let mut tot = self.totals.borrow_mut();
-                tot.canary.add(&sec.canary);
-                tot.stable.add(&sec.stable);
+                export(&self.prom, sec);
             }
         }
+        if self.restart_at == Some(t) {
+            self.prom.restart();
+        }
         let now = at(self.t0, t);
+        if (t + HISTORY_SECONDS + self.phase) % self.scrape == 0 {
+            self.prom.scrape(now.timestamp_millis());
+        }
         self.sim.clock.set(now);
         if t == 0 {
             self.sim.world.set_target_revision("v2", now);

@@ -80,11 +80,17 @@ impl History {
     }
 }
 
+/// Seconds per burst block: the error-rate multiplier is drawn anew every block.
+pub const BURST_BLOCK: u64 = 10;
+
 /// Generates seconds for one scenario and seed.
 pub struct Traffic {
     rng: StdRng,
     scenario: Scenario,
     sigma: f64,
+    /// Current burst block and the (canary, stable) error-rate multipliers in it.
+    block: Option<u64>,
+    mult: (f64, f64),
 }
 
 impl Traffic {
@@ -93,7 +99,26 @@ impl Traffic {
             rng: StdRng::seed_from_u64(seed),
             scenario: scenario.clone(),
             sigma: (BASE_P99 / BASE_MEDIAN).ln() / Z99,
+            block: None,
+            mult: (1.0, 1.0),
         }
+    }
+
+    fn burst_multipliers(&mut self, t: u64) -> (f64, f64) {
+        let Some(b) = self.scenario.burst else {
+            return (1.0, 1.0);
+        };
+        if self.block != Some(t / BURST_BLOCK) {
+            self.block = Some(t / BURST_BLOCK);
+            let a = gamma_mean_one(&mut self.rng, b.cv);
+            let c = if b.shared {
+                a
+            } else {
+                gamma_mean_one(&mut self.rng, b.cv)
+            };
+            self.mult = (a, c);
+        }
+        self.mult
     }
 
     /// Traffic of second `t` with `weight`% routed to the canary.
@@ -110,12 +135,14 @@ impl Traffic {
             f64::from(weight.clamp(0, 100)) / 100.0
         };
         let spike = sc.spike.filter(|s| t >= s.from && t < s.to);
+        let (m_canary, m_stable) = self.burst_multipliers(t);
+        let sc = &self.scenario;
         for _ in 0..n {
             let canary = self.rng.random::<f64>() < p_canary;
             let mut p_err = if canary {
-                (sc.base_error * sc.canary_error_factor).min(1.0)
+                (sc.base_error * sc.canary_error_factor * m_canary).min(1.0)
             } else {
-                sc.base_error
+                (sc.base_error * m_stable).min(1.0)
             };
             if let Some(s) = spike {
                 p_err = p_err.max(s.error_rate);
@@ -163,6 +190,34 @@ fn poisson(rng: &mut StdRng, lambda: f64) -> u32 {
         cdf += p;
     }
     k
+}
+
+/// A Gamma variate with mean 1 and coefficient of variation `cv` (shape 1/cv², scale cv²), by
+/// Marsaglia & Tsang (ACM TOMS 26(3), 2000), with their boost u^(1/k) for shapes below 1.
+pub fn gamma_mean_one(rng: &mut StdRng, cv: f64) -> f64 {
+    if !(cv > 0.0) {
+        return 1.0;
+    }
+    let k = 1.0 / (cv * cv);
+    let (shape, boost) = if k < 1.0 {
+        let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        (k + 1.0, u.powf(1.0 / k))
+    } else {
+        (k, 1.0)
+    };
+    let d = shape - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = normal(rng);
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        if u.ln() < 0.5 * x * x + d - d * v + d * v.ln() {
+            return d * v * boost * cv * cv;
+        }
+    }
 }
 
 /// Standard normal by Box-Muller.
@@ -223,6 +278,22 @@ mod tests {
         assert!((err - 0.05).abs() < 0.01, "{err}");
         let slow = f64::from(s.slower_than(0.25)) / f64::from(s.requests);
         assert!((slow - fraction_slower(0.25, 1.0)).abs() < 0.01, "{slow}");
+    }
+
+    #[test]
+    fn gamma_multipliers_have_mean_one_and_the_asked_cv() {
+        let mut rng = StdRng::seed_from_u64(7);
+        for cv in [0.5, 3.0] {
+            let xs: Vec<f64> = (0..200_000).map(|_| gamma_mean_one(&mut rng, cv)).collect();
+            let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+            let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+            assert!((mean - 1.0).abs() < 0.05, "cv {cv}: mean {mean}");
+            assert!(
+                (var.sqrt() / mean / cv - 1.0).abs() < 0.1,
+                "cv {cv}: sd {}",
+                var.sqrt()
+            );
+        }
     }
 
     #[test]

@@ -5,12 +5,21 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use sluice_crds::RolloutStatus;
+
 use crate::core::{AnalysisRun, MetricOutcome, VerdictKind};
 
 /// Produces the analysis run the shell would have measured.
 pub trait AnalysisOracle {
-    /// A run for `revision` at `at`, while the router serves `weight`% to the canary.
-    fn run(&mut self, at: DateTime<Utc>, weight: i32, revision: &str) -> AnalysisRun;
+    /// A run for `revision` at `at`, while the router serves `weight`% to the canary; `status`
+    /// is the Rollout's status as persisted (where the analysis keeps its evidence).
+    fn run(
+        &mut self,
+        at: DateTime<Utc>,
+        weight: i32,
+        revision: &str,
+        status: &RolloutStatus,
+    ) -> AnalysisRun;
 }
 
 /// When a scripted rule applies.
@@ -95,7 +104,13 @@ impl ScriptedOracle {
 }
 
 impl AnalysisOracle for ScriptedOracle {
-    fn run(&mut self, at: DateTime<Utc>, weight: i32, revision: &str) -> AnalysisRun {
+    fn run(
+        &mut self,
+        at: DateTime<Utc>,
+        weight: i32,
+        revision: &str,
+        _status: &RolloutStatus,
+    ) -> AnalysisRun {
         let n = *self.runs.get(revision).unwrap_or(&0);
         self.runs.insert(revision.to_string(), n + 1);
         let metrics = self

@@ -140,7 +140,7 @@ impl Simulator {
                 break;
             };
             let weight = self.world.router.weight.unwrap_or(0);
-            let run = self.oracle.run(now, weight, &rev);
+            let run = self.oracle.run(now, weight, &rev, &self.status);
             let mut obs = self.world.observe(now);
             obs.analysis = Some(run);
             d = self.step_and_apply(&obs, now, entries);
