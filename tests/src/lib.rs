@@ -71,7 +71,9 @@ pub use paths::{
     tool, traefik_bin, workspace_root,
 };
 pub use process::{Proc, READY_TIMEOUT};
-pub use prometheus::{parse_values, prometheus_config, Prometheus, PrometheusBuilder, ScrapeJob};
+pub use prometheus::{
+    openmetrics, parse_values, prometheus_config, Prometheus, PrometheusBuilder, ScrapeJob,
+};
 pub use traefik::{traefik_static_config, weighted_config, Traefik};
 
 /// Installs rustls' ring crypto provider once. A workspace-wide build unifies reqwest's

@@ -1,5 +1,6 @@
 //! A real Prometheus on 127.0.0.1 with a generated config in a temp dir.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ pub struct PrometheusBuilder {
     jobs: Vec<ScrapeJob>,
     rules: Option<String>,
     alertmanager: Option<String>,
+    backfill: Option<String>,
 }
 
 impl PrometheusBuilder {
@@ -70,6 +72,14 @@ impl PrometheusBuilder {
         self
     }
 
+    /// OpenMetrics text (see [`openmetrics`]) to load into the TSDB before the start, with
+    /// `promtool tsdb create-blocks-from openmetrics` (Prometheus' backfill,
+    /// docs/storage.md "Backfilling from OpenMetrics format").
+    pub fn backfill(mut self, openmetrics: String) -> Self {
+        self.backfill = Some(openmetrics);
+        self
+    }
+
     /// Writes the config, starts Prometheus and waits for `/-/ready`.
     pub async fn start(self) -> Result<Prometheus> {
         let bin = require_tool("prometheus")?;
@@ -84,6 +94,31 @@ impl PrometheusBuilder {
             &prometheus_config(&self.jobs, self.alertmanager.as_deref()),
         )?;
         write(&rules, self.rules.as_deref().unwrap_or("groups: []\n"))?;
+        if let Some(text) = &self.backfill {
+            let promtool = require_tool("promtool")?;
+            let file = dir.path().join("backfill.om");
+            write(&file, text)?;
+            let data = dir.path().join("data");
+            let out = Command::new(&promtool)
+                .args(["tsdb", "create-blocks-from", "openmetrics"])
+                .arg(&file)
+                .arg(&data)
+                .output()
+                .map_err(io_err("running promtool"))?;
+            if !out.status.success() {
+                return Err(TestbedError::Command {
+                    cmd: format!(
+                        "promtool tsdb create-blocks-from openmetrics {}",
+                        file.display()
+                    ),
+                    output: format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                });
+            }
+        }
         let port = free_port();
         let mut cmd = Command::new(bin);
         cmd.arg(format!("--config.file={}", config.display()))
@@ -113,6 +148,44 @@ impl PrometheusBuilder {
         }
         Ok(prom)
     }
+}
+
+/// OpenMetrics text of counter series `(labels with __name__, [(unix ms, value)])`, one family
+/// per metric name (families must be contiguous; OpenMetrics timestamps are in seconds), typed
+/// `unknown` so that names without `_total` are accepted, ending with `# EOF`.
+pub fn openmetrics(series: &[(BTreeMap<String, String>, Vec<(i64, f64)>)]) -> String {
+    let mut by_name: BTreeMap<&str, Vec<&(BTreeMap<String, String>, Vec<(i64, f64)>)>> =
+        BTreeMap::new();
+    for s in series {
+        let name = s.0.get("__name__").map_or("", String::as_str);
+        by_name.entry(name).or_default().push(s);
+    }
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut out = String::new();
+    for (name, list) in by_name {
+        out.push_str(&format!("# TYPE {name} unknown\n"));
+        for (labels, samples) in list {
+            let l: Vec<String> = labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "__name__")
+                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+                .collect();
+            for (t, v) in samples {
+                out.push_str(&format!(
+                    "{name}{{{}}} {v} {}.{:03}\n",
+                    l.join(","),
+                    t.div_euclid(1000),
+                    t.rem_euclid(1000)
+                ));
+            }
+        }
+    }
+    out.push_str("# EOF\n");
+    out
 }
 
 /// The `prometheus.yml` text: 1 s scrape and evaluation, rules from `rules.yml`.

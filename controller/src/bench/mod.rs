@@ -41,6 +41,18 @@ pub struct BenchArgs {
     /// Worker threads (default: available cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// `decisions`: every policy on the main scenarios; `validity`: Sluice alone on the grid of
+    /// conditions its guarantees must hold under (scrape/interval, baselines, shares, bursts,
+    /// restarts, floor on and off).
+    #[arg(long, value_enum, default_value_t = Suite::Decisions)]
+    pub suite: Suite,
+}
+
+/// Which set of scenarios and policies to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Suite {
+    Decisions,
+    Validity,
 }
 
 /// What to run.
@@ -67,8 +79,17 @@ impl BenchPlan {
             seeds: seeds.max(1),
             horizon: args.horizon.max(60),
             threads: threads.max(1),
-            policies: run::policies(),
-            scenarios: scenario::all(),
+            policies: match args.suite {
+                Suite::Decisions => run::policies(),
+                Suite::Validity => run::policies()
+                    .into_iter()
+                    .filter(|p| p.name == "sluice")
+                    .collect(),
+            },
+            scenarios: match args.suite {
+                Suite::Decisions => scenario::all(),
+                Suite::Validity => scenario::validity(),
+            },
         }
     }
 }

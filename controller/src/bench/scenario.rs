@@ -149,3 +149,93 @@ pub fn all() -> Vec<Scenario> {
         dark,
     ]
 }
+
+/// The validity grid (`sluice bench --suite validity`): conditions under which the guarantees
+/// must hold, each for a healthy canary (false rollbacks) or a degraded one (false promotions).
+pub fn validity() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    let named = |mut s: Scenario, name: String, what: &str| {
+        s.description = format!("{}; {what}", s.description);
+        s.name = name;
+        s
+    };
+    for scrape in [15, 30] {
+        for interval in [10, 30, 60] {
+            let mut s = Scenario::healthy();
+            s.scrape = scrape;
+            s.interval = Some(interval);
+            out.push(named(
+                s,
+                format!("healthy-scrape{scrape}-int{interval}"),
+                &format!("scrape {scrape} s, analysis interval {interval} s"),
+            ));
+        }
+    }
+    for base in [0.001, 0.02] {
+        let mut s = Scenario::healthy();
+        s.base_error = base;
+        out.push(named(
+            s,
+            format!("healthy-base{}", base * 100.0),
+            &format!("stable errors {}%", base * 100.0),
+        ));
+    }
+    for w in [5, 25] {
+        let mut s = Scenario::healthy();
+        s.max_weight = Some(w);
+        out.push(named(
+            s,
+            format!("healthy-share{w}"),
+            &format!("canary share at most {w}%"),
+        ));
+    }
+    for shared in [true, false] {
+        let mut s = Scenario::healthy();
+        s.burst = Some(Burst { cv: 3.0, shared });
+        let who = if shared { "shared" } else { "per-arm" };
+        out.push(named(
+            s,
+            format!("healthy-burst-{who}"),
+            &format!("{who} error bursts, per-10 s rate CV 3"),
+        ));
+    }
+    let mut s = Scenario::healthy();
+    s.exporter_restart_at = Some(200);
+    out.push(named(
+        s,
+        "healthy-exporter-restart".into(),
+        "ingress-nginx restarts at 200 s (every counter from zero)",
+    ));
+    for base in [0.001, 0.005, 0.02] {
+        for floor in [None, Some(0.005)] {
+            let mut s = Scenario::errors(2.0);
+            s.base_error = base;
+            s.floor = floor;
+            let f = floor.map_or("off".to_string(), |f| format!("{}%", f * 100.0));
+            out.push(named(
+                s,
+                format!("errors-2x-base{}-floor-{f}", base * 100.0),
+                &format!("stable errors {}%, negligibleBadRate {f}", base * 100.0),
+            ));
+        }
+    }
+    let mut s = Scenario::errors(2.0);
+    s.scrape = 30;
+    s.interval = Some(60);
+    out.push(named(
+        s,
+        "errors-2x-scrape30-int60".into(),
+        "scrape 30 s, analysis interval 60 s",
+    ));
+    let mut s = Scenario::latency(1.3);
+    s.scrape = 30;
+    s.interval = Some(60);
+    out.push(named(
+        s,
+        "latency+30%-scrape30-int60".into(),
+        "scrape 30 s, analysis interval 60 s",
+    ));
+    out.push(Scenario::latency(1.3));
+    out.push(Scenario::errors(5.0));
+    out
+}
