@@ -7,6 +7,7 @@
 //!   compares against the empty string (docs/querying/basics.md "Time series selectors");
 //! - a counter that its process recreates after a restart starts again from zero, and a series
 //!   exists only from its first increment on (client libraries create labelled children lazily).
+//!
 //! Anything else (functions, aggregations) is refused with an error, so a simulation can never
 //! silently answer a query the real server would answer differently.
 

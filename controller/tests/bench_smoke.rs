@@ -10,6 +10,7 @@ fn tiny_plan(seeds: u64) -> BenchPlan {
         quick: true,
         horizon: 1200,
         threads: Some(2),
+        suite: sluice_controller::bench::Suite::Decisions,
     };
     BenchPlan::from_args(&args)
 }

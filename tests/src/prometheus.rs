@@ -150,12 +150,14 @@ impl PrometheusBuilder {
     }
 }
 
+/// One series for [`openmetrics`]: labels (with `__name__`) and `(unix ms, value)` samples.
+pub type Series = (BTreeMap<String, String>, Vec<(i64, f64)>);
+
 /// OpenMetrics text of counter series `(labels with __name__, [(unix ms, value)])`, one family
 /// per metric name (families must be contiguous; OpenMetrics timestamps are in seconds), typed
 /// `unknown` so that names without `_total` are accepted, ending with `# EOF`.
-pub fn openmetrics(series: &[(BTreeMap<String, String>, Vec<(i64, f64)>)]) -> String {
-    let mut by_name: BTreeMap<&str, Vec<&(BTreeMap<String, String>, Vec<(i64, f64)>)>> =
-        BTreeMap::new();
+pub fn openmetrics(series: &[Series]) -> String {
+    let mut by_name: BTreeMap<&str, Vec<&Series>> = BTreeMap::new();
     for s in series {
         let name = s.0.get("__name__").map_or("", String::as_str);
         by_name.entry(name).or_default().push(s);

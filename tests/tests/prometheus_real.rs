@@ -306,8 +306,9 @@ async fn builtin_queries_and_judges_on_real_prometheus() {
     // Wait until a 5 s window holds enough scrapes for increase() and rate().
     tokio::time::sleep(Duration::from_secs(4)).await;
 
-    // Per provider: (state of the good canary, of the bad one, good passed, bad failed).
-    let mut runs: Vec<(AnalysisState, AnalysisState, bool, bool)> =
+    // Per provider: (state of the good canary, of the bad one, good passed, bad failed on every
+    // check, which of errors / latency / success rate failed so far).
+    let mut runs: Vec<(AnalysisState, AnalysisState, bool, bool, [bool; 3])> =
         vec![Default::default(); PROVIDERS.len()];
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut log = Vec::new();
@@ -341,39 +342,31 @@ async fn builtin_queries_and_judges_on_real_prometheus() {
                 good.summary.kind, good.summary.reason, bad.summary.kind, bad.summary.reason
             ));
             run.2 |= good.summary.kind == VerdictKind::Pass;
-            if bad.summary.kind == VerdictKind::Fail {
-                run.3 = true;
-                let errors = &bad.verdicts[0].verdict;
-                assert_eq!(
-                    errors.kind,
-                    VerdictKind::Fail,
-                    "{provider:?}: {}",
-                    errors.reason
-                );
+            // Each of the bad canary's checks must fail at some step: errors and the success
+            // rate at once, latency after its boundary is chosen (the window that chooses it is
+            // not judged when stable has no history before the rollout, as here).
+            for (i, m) in bad.verdicts.iter().take(3).enumerate() {
+                if m.verdict.kind == VerdictKind::Fail {
+                    run.4[i] = true;
+                }
+            }
+            let errors = &bad.verdicts[0].verdict;
+            if errors.kind == VerdictKind::Fail {
                 let ev = errors.evidence.as_ref().unwrap();
                 assert!(
                     ev.e_fail >= ev.fail_threshold && ev.estimate.unwrap() > 5.0,
                     "{ev:?}"
                 );
-                assert_eq!(
-                    bad.verdicts[1].verdict.kind,
-                    VerdictKind::Fail,
-                    "{provider:?} latency: {}",
-                    bad.verdicts[1].verdict.reason
-                );
-                let success = &bad.verdicts[2].verdict;
-                assert_eq!(
-                    success.kind,
-                    VerdictKind::Fail,
-                    "{provider:?} success rate: {}",
-                    success.reason
-                );
+            }
+            let success = &bad.verdicts[2].verdict;
+            if success.kind == VerdictKind::Fail {
                 assert!(
                     (success.value.unwrap() - 0.9).abs() < 0.01,
                     "{}",
                     success.reason
                 );
             }
+            run.3 = run.4.iter().all(|f| *f);
             (run.0, run.1) = (good.state, bad.state);
         }
         tokio::time::sleep(Duration::from_secs(3)).await;

@@ -287,7 +287,7 @@ impl Sluice {
         let mut before = Traffic::new(&calm, seed ^ 0x5eed_ba5e);
         let t_hist = t0 - TimeDelta::seconds(HISTORY_SECONDS as i64);
         for t in 0..HISTORY_SECONDS {
-            if (t + phase) % scrape == 0 {
+            if (t + phase).is_multiple_of(scrape) {
                 prom.scrape(at(t_hist, t).timestamp_millis());
             }
             export(&prom, &before.second(t, 0));
@@ -317,7 +317,7 @@ impl Policy for Sluice {
             self.prom.restart();
         }
         let now = at(self.t0, t);
-        if (t + HISTORY_SECONDS + self.phase) % self.scrape == 0 {
+        if (t + HISTORY_SECONDS + self.phase).is_multiple_of(self.scrape) {
             self.prom.scrape(now.timestamp_millis());
         }
         self.sim.clock.set(now);

@@ -195,7 +195,7 @@ fn poisson(rng: &mut StdRng, lambda: f64) -> u32 {
 /// A Gamma variate with mean 1 and coefficient of variation `cv` (shape 1/cv², scale cv²), by
 /// Marsaglia & Tsang (ACM TOMS 26(3), 2000), with their boost u^(1/k) for shapes below 1.
 pub fn gamma_mean_one(rng: &mut StdRng, cv: f64) -> f64 {
-    if !(cv > 0.0) {
+    if cv.is_nan() || cv <= 0.0 {
         return 1.0;
     }
     let k = 1.0 / (cv * cv);
