@@ -8,6 +8,7 @@
 #   scripts/image.sh --binary PATH       use this binary instead of building (e.g. a debug build)
 #   scripts/image.sh --stage-only        only stage target/image/context (for `docker build`)
 #   scripts/image.sh --builder docker    build the staged context with `docker build`
+#   scripts/image.sh --docker-archive F  also write a docker-archive (for kind/k3d/minikube image loading)
 # Options: --tag TAG (default: the workspace version), --name NAME (default ghcr.io/sluice-dev/sluice),
 #          --context DIR (default target/image/context), --output FILE, --no-install,
 #          --print-ref (print the image reference NAME:TAG and exit).
@@ -32,6 +33,7 @@ builder="buildah"
 stage_only=0
 install=1
 print_ref=0
+docker_archive=""
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -44,7 +46,8 @@ while [ $# -gt 0 ]; do
         --stage-only) stage_only=1; shift ;;
         --no-install) install=0; shift ;;
         --print-ref) print_ref=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --docker-archive) docker_archive="$2"; shift 2 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -131,6 +134,11 @@ trap 'rm -rf "$store"' EXIT
     "${build_args[@]}" -t "$ref" "$context" >/dev/null
 rm -f "$output"
 "${bah[@]}" push --quiet "$ref" "oci-archive:$output:$ref"
+if [ -n "$docker_archive" ]; then
+    rm -f "$docker_archive"
+    "${bah[@]}" push --quiet "$ref" "docker-archive:$docker_archive:$ref"
+    log "docker-archive $docker_archive ($(du -h "$docker_archive" | cut -f1))"
+fi
 
 size="$(du -h "$output" | cut -f1)"
 log "built $ref -> ${output#"$ROOT/"} ($size archive; revision $revision)"

@@ -74,6 +74,20 @@ impl ImageBundle {
         if let Err(e) = crate::paths::ensure_installed() {
             tracing::warn!(error = %e, "install-deps failed; image.sh decides");
         }
+        // The sandbox needs a private mount namespace (not granted in unprivileged containers).
+        let probe = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "true"])
+            .output();
+        match probe {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                let why = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                return Ok(Err(format!(
+                    "no private mount namespace here (unshare: {why})"
+                )));
+            }
+            Err(e) => return Ok(Err(format!("unshare (util-linux) not runnable: {e}"))),
+        }
         let bin = find_bin("sluice")?;
         let out_dir = target_dir().join("image");
         let archive = out_dir.join(format!("sluice-{tag}.oci.tar"));

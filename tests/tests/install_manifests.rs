@@ -309,6 +309,31 @@ fn deploy_manifests_validate_against_the_upstream_schemas() {
 }
 
 #[test]
+fn e2e_suite_manifests_validate() {
+    let mut docs = Vec::new();
+    let mut rollouts = 0;
+    for f in ["app.yaml", "loadgen.yaml", "rollout.yaml"] {
+        let rel = format!("tests/e2e/{f}");
+        let text = std::fs::read_to_string(workspace_root().join(&rel)).expect(&rel);
+        for d in docs_of(&text, &rel) {
+            if d["kind"] == "Rollout" {
+                let r: sluice_crds::Rollout =
+                    serde_json::from_value(d).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                if let Err(e) = sluice_crds::validate(&r.spec, None) {
+                    panic!("{rel}: {e}");
+                }
+                rollouts += 1;
+            } else {
+                docs.push((rel.clone(), d));
+            }
+        }
+    }
+    assert_eq!(rollouts, 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    validate(&docs, dir.path());
+}
+
+#[test]
 fn the_validator_rejects_a_misspelled_field_and_an_unknown_kind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut bad = chart::render_chart(&chart_dir(), &Value::Null);
