@@ -15,8 +15,9 @@
 //! 2. a faulty one (podinfo `--random-error`) is rolled back by analysis
 //!    (`kubectl wait --for=condition=Aborted`, abort source `analysis`, canary weight 0);
 //! 3. a healthy one is aborted by a firing alert: Alertmanager's webhook payload (version 4)
-//!    posted to Sluice's API through `kubectl port-forward` (abort source `alert`);
-//! and finally deletes the Rollout (its finalizer runs) and uninstalls deploy/.
+//!    posted to Sluice's API through `kubectl port-forward` (abort source `alert`).
+//!
+//! Finally it deletes the Rollout (its finalizer runs) and uninstalls deploy/.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
