@@ -56,7 +56,6 @@ struct RuntimeUser {
 /// An unpacked image: its root filesystem, what it runs, and its annotations (the OCI labels).
 #[derive(Debug)]
 pub struct ImageBundle {
-    _dir: tempfile::TempDir,
     rootfs: PathBuf,
     archive: PathBuf,
     process: ImageProcess,
@@ -120,12 +119,18 @@ impl ImageBundle {
 
     /// Unpacks the OCI archive `archive` (image reference `name` inside it) with umoci.
     pub fn unpack(archive: &Path, name: &str) -> Result<ImageBundle> {
-        let dir = tempfile::Builder::new()
-            .prefix("sluice-image-")
-            .tempdir_in(target_dir())
-            .map_err(io_err("creating the unpack directory"))?;
-        let layout = dir.path().join("layout");
-        let bundle = dir.path().join("bundle");
+        // One fixed place per archive, replaced on every unpack (a process-wide image is never
+        // dropped, so a temp dir would be left behind by every run).
+        let stem = archive
+            .file_name()
+            .map(|n| n.to_string_lossy().replace(".oci.tar", ""))
+            .unwrap_or_else(|| "image".into());
+        let dir = target_dir().join("image").join(format!("unpacked-{stem}"));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))?;
+        }
+        let layout = dir.join("layout");
+        let bundle = dir.join("bundle");
         std::fs::create_dir_all(&layout).map_err(io_err("creating the layout directory"))?;
         run(Command::new("tar")
             .arg("-xf")
@@ -157,7 +162,6 @@ impl ImageBundle {
                 cwd: p.cwd,
             },
             annotations: config.annotations,
-            _dir: dir,
         })
     }
 
