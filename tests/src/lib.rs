@@ -10,10 +10,13 @@
 //! API (stable; other test files depend on it):
 //! - [`free_port`], [`workspace_root`], [`target_dir`], [`find_bin`] / [`find_bin_in`] (workspace
 //!   binaries such as `sluice`, `sluice-demo-app`), [`tool`] / [`require_tool`] / [`traefik_bin`],
-//!   [`profile_dir`], [`ensure_installed`], [`http_client`] (no proxy), [`init_tls`] (call before building your own
+//!   [`profile_dir`], [`ensure_installed`], [`kubernetes_validate_bin`], [`http_client`] (no proxy), [`init_tls`] (call before building your own
 //!   reqwest client: workspace builds enable reqwest's `rustls-no-provider`).
 //! - [`Proc`]: the generic guard (spawn with a log file, `wait_ready(url, timeout)`, `log_tail`,
 //!   `signal`, `stop`), for processes this crate does not wrap (e.g. the `sluice` binary).
+//! - [`image::ImageBundle`]: `build_and_unpack(tag)` (scripts/image.sh from the debug `sluice`,
+//!   umoci unpack; `Ok(Err(reason))` = skip), `process`, `annotations`, `rootfs`, `listing`, and
+//!   `command(args, scratch, env)`: the entrypoint in a read-only chroot as the image's user.
 //! - [`DemoApp`]: `start(version, error_rate, latency_ms)`, `start_with(DemoAppOptions)`, `url`,
 //!   `addr`, `set(error_rate, latency_ms)`, `set_jitter`, `kill`. Serves `/` (header `X-Version`),
 //!   `/metrics` (`http_requests_total{version,code}`, `http_request_duration_seconds`), `/admin`, `/healthz`.
@@ -52,6 +55,7 @@
 pub mod alertmanager;
 pub mod demo_app;
 pub mod error;
+pub mod image;
 pub mod loadgen;
 pub mod mtail;
 pub mod nginx;
@@ -67,8 +71,8 @@ pub use loadgen::{LoadGen, LoadGenOptions, LoadSnapshot};
 pub use mtail::{Mtail, NGINX_MTAIL_PROGRAM};
 pub use nginx::{nginx_config, upstream_conf, Nginx, NGINX_UPSTREAM};
 pub use paths::{
-    ensure_installed, find_bin, find_bin_in, free_port, profile_dir, require_tool, target_dir,
-    tool, traefik_bin, workspace_root,
+    ensure_installed, find_bin, find_bin_in, free_port, kubernetes_validate_bin, profile_dir,
+    require_tool, target_dir, tool, traefik_bin, workspace_root,
 };
 pub use process::{Proc, READY_TIMEOUT};
 pub use prometheus::{

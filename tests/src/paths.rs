@@ -150,6 +150,20 @@ pub fn traefik_bin() -> Option<PathBuf> {
     tool("traefik")
 }
 
+/// Path of `kubernetes-validate` (PyPI, upstream Kubernetes JSON schemas) in
+/// `<root>/.testbed/venv`, running `scripts/install-deps.sh` first if needed.
+pub fn kubernetes_validate_bin() -> Result<PathBuf> {
+    let p = workspace_root().join(".testbed/venv/bin/kubernetes-validate");
+    if !p.is_file() {
+        ensure_installed()?;
+    }
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(TestbedError::BinaryNotFound(p.display().to_string()))
+    }
+}
+
 /// Path of a required tool, running `scripts/install-deps.sh` first if needed.
 pub fn require_tool(name: &str) -> Result<PathBuf> {
     if let Some(p) = tool(name) {
@@ -160,15 +174,25 @@ pub fn require_tool(name: &str) -> Result<PathBuf> {
 }
 
 /// Runs `scripts/install-deps.sh` once per process if any test-bed tool is missing
-/// (prometheus, prometheus-alertmanager, nginx, mtail, traefik). Later calls return the
-/// first outcome.
+/// (prometheus, prometheus-alertmanager, nginx, mtail, buildah, umoci, traefik,
+/// kubernetes-validate). Later calls return the first outcome.
 pub fn ensure_installed() -> Result<()> {
     static OUTCOME: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     let outcome = OUTCOME.get_or_init(|| {
-        let all_there = ["prometheus", "prometheus-alertmanager", "nginx", "mtail"]
-            .iter()
-            .all(|t| tool(t).is_some())
-            && traefik_bin().is_some();
+        let all_there = [
+            "prometheus",
+            "prometheus-alertmanager",
+            "nginx",
+            "mtail",
+            "buildah",
+            "umoci",
+        ]
+        .iter()
+        .all(|t| tool(t).is_some())
+            && traefik_bin().is_some()
+            && workspace_root()
+                .join(".testbed/venv/bin/kubernetes-validate")
+                .is_file();
         if all_there {
             return Ok(());
         }

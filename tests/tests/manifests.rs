@@ -16,6 +16,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sluice_crds::{validate, AnalysisTemplate, Rollout};
 
+#[path = "chart_support/mod.rs"]
+mod chart;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -266,150 +269,20 @@ fn an_invalid_rollout_is_caught() {
     assert!(r.is_err(), "a misspelled field must fail the round trip");
 }
 
-// ---- Helm chart: a renderer for exactly the template subset the chart uses. ----
-
-struct Chart {
-    values: Value,
-    meta: Value,
-    release: &'static str,
-    namespace: &'static str,
-}
-
-impl Chart {
-    fn lookup(&self, path: &str) -> Value {
-        let path = path.trim();
-        if let Some(rest) = path.strip_prefix(".Values.") {
-            let mut v = &self.values;
-            for part in rest.split('.') {
-                v = v.get(part).unwrap_or_else(|| panic!("no value {path}"));
-            }
-            return v.clone();
-        }
-        match path {
-            ".Release.Name" => Value::String(self.release.into()),
-            ".Release.Namespace" => Value::String(self.namespace.into()),
-            ".Chart.AppVersion" => self.meta["appVersion"].clone(),
-            ".Chart.Version" => self.meta["version"].clone(),
-            _ => panic!("unsupported template value {path}"),
-        }
-    }
-
-    fn expr(&self, e: &str) -> String {
-        let mut parts = e.split('|').map(str::trim);
-        let v = self.lookup(parts.next().unwrap_or_default());
-        let s = match &v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        match parts.next() {
-            None => s,
-            Some("quote") => format!("{s:?}"),
-            Some(f) => panic!("unsupported template function {f}"),
-        }
-    }
-
-    fn render(&self, template: &str) -> String {
-        let mut out = String::new();
-        // (active, branch already taken)
-        let mut stack: Vec<(bool, bool)> = Vec::new();
-        for line in template.lines() {
-            let t = line.trim();
-            let active = stack.iter().all(|(a, _)| *a);
-            if t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1 {
-                let inner = t.trim_start_matches("{{").trim_end_matches("}}");
-                let inner = inner.trim_matches(|c: char| c == '-' || c.is_whitespace());
-                let (word, rest) = inner.split_once(' ').unwrap_or((inner, ""));
-                match word {
-                    "if" => {
-                        let cond = truthy(&self.lookup(rest));
-                        stack.push((cond, cond));
-                    }
-                    "else" => {
-                        let top = stack.last_mut().expect("else without if");
-                        top.0 = !top.1;
-                    }
-                    "end" => drop(stack.pop().expect("end without if")),
-                    "toYaml" if active => {
-                        let (path, indent) =
-                            rest.split_once("| nindent").expect("toYaml x | nindent N");
-                        let n: usize = indent.trim().parse().expect("indent");
-                        let yaml = serde_saphyr::to_string(&self.lookup(path)).expect("yaml");
-                        for l in yaml.lines() {
-                            out.push_str(&format!("{}{l}\n", " ".repeat(n)));
-                        }
-                    }
-                    "toYaml" => {}
-                    other => panic!("unsupported template action {other}"),
-                }
-                continue;
-            }
-            if !active {
-                continue;
-            }
-            let mut rest = line;
-            while let Some(start) = rest.find("{{") {
-                let end = rest[start..].find("}}").expect("unclosed {{") + start;
-                out.push_str(&rest[..start]);
-                out.push_str(&self.expr(rest[start + 2..end].trim_matches('-')));
-                rest = &rest[end + 2..];
-            }
-            out.push_str(rest);
-            out.push('\n');
-        }
-        assert!(stack.is_empty(), "unbalanced if/end");
-        out
-    }
-}
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
-fn merge(base: &mut Value, over: &Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-        (_, Value::Null) => {}
-        (b, o) => *b = o.clone(),
-    }
-}
+// ---- Helm chart: rendered by the shared renderer (chart_support). ----
 
 fn render_chart(overrides: Value) -> Seen {
     let dir = root().join("charts/sluice");
-    let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect("chart file");
-    let meta: Value = serde_saphyr::from_str(&read("Chart.yaml")).expect("Chart.yaml");
+    let meta: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(dir.join("Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("Chart.yaml");
     assert_eq!(meta["apiVersion"], "v2");
     assert_eq!(meta["name"], "sluice");
-    let mut values: Value = serde_saphyr::from_str(&read("values.yaml")).expect("values.yaml");
-    merge(&mut values, &overrides);
-    let chart = Chart {
-        values,
-        meta,
-        release: "sluice",
-        namespace: "sluice-system",
-    };
+    assert!(chart::templates(&dir.join("templates")).len() >= 4);
     let mut seen = Seen::default();
-    let templates = yaml_files(&dir.join("templates"));
-    assert!(templates.len() >= 4);
-    for t in templates {
-        let origin = format!(
-            "rendered {}",
-            t.file_name().unwrap_or_default().to_string_lossy()
-        );
-        let rendered = chart.render(&std::fs::read_to_string(&t).expect("template"));
-        for doc in parse_docs(&rendered, &origin) {
-            check_doc(&doc, &origin, &mut seen);
-        }
+    for (origin, doc) in chart::render_chart(&dir, &overrides) {
+        check_doc(&doc, &origin, &mut seen);
     }
     check_dir(&dir.join("crds"), &mut seen);
     seen

@@ -107,12 +107,65 @@ async fn shutdown_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// How long the start-up probe of the API server may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The client, after one request to the API server: `GET /version`, which every client may read
+/// by default (ClusterRole `system:public-info-viewer` of Kubernetes' bootstrap RBAC policy,
+/// `plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go`). Without
+/// it an unreachable server shows up only as endless watch retries; with it the controller exits
+/// non-zero at once, naming the address, and the kubelet restarts it with backoff.
+async fn connect() -> anyhow::Result<Client> {
+    // kube's own message names both places it looked; its source chain only repeats them.
+    let config = kube::Config::infer().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the Kubernetes API: no configuration ({e}); run in a Pod with a \
+             service account, or set KUBECONFIG"
+        )
+    })?;
+    let url = config.cluster_url.clone();
+    let client = Client::try_from(config)
+        .with_context(|| format!("cannot reach the Kubernetes API at {url}"))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(client),
+        // An answer, even a refusal (a cluster may take /version from that role), proves the
+        // server is reachable; the watches report their own permission errors.
+        Ok(Err(kube::Error::Api(status))) => {
+            warn!(%url, code = status.code, message = %status.message, "GET /version refused");
+            Ok(client)
+        }
+        Ok(Err(e)) => Err(anyhow::anyhow!(
+            "cannot reach the Kubernetes API at {url}: {} (check the cluster address, \
+             the network path and the credentials)",
+            causes(&e)
+        )),
+        Err(_) => Err(anyhow::anyhow!(
+            "cannot reach the Kubernetes API at {url}: no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// An error and its sources in one line, skipping a source whose text is already shown
+/// (hyper and kube wrap the same cause several times).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
+}
+
 /// Run the controller until SIGTERM / Ctrl-C.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     crate::cli::init_logging(args.json_logs);
-    let client = Client::try_default()
-        .await
-        .context("cannot reach the Kubernetes API (kubeconfig or in-cluster config)")?;
+    let client = connect().await?;
     let ns = args.namespace.as_deref();
     let telemetry = Telemetry::global();
 
