@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 /// How analysis runs and what its verdicts do.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.metrics) && size(self.metrics) > 0) || (has(self.templates) && size(self.templates) > 0)",
+        "message": "analysis needs at least one metric or template"
+    }
+]))]
 pub struct AnalysisSpec {
     /// Time between analysis runs, e.g. `30s`, `1m`. Default `1m`.
     #[serde(default = "default_interval")]
@@ -81,6 +87,10 @@ pub struct TemplateRef {
 /// a statistical comparison of canary against stable.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.builtin) && has(self.query))", "message": "builtin and query are exclusive"},
+    {"rule": "!(has(self.threshold) && has(self.comparison))", "message": "threshold and comparison are exclusive"}
+]))]
 pub struct MetricSpec {
     /// Unique within the rollout.
     pub name: String,
@@ -106,6 +116,10 @@ pub struct MetricSpec {
 /// Pass when `min <= value <= max` (either bound optional, at least one present).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.min) || has(self.max)", "message": "set min or max"},
+    {"rule": "!has(self.min) || !has(self.max) || self.min <= self.max", "message": "min must not exceed max"}
+]))]
 pub struct Threshold {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
@@ -120,6 +134,16 @@ pub struct Threshold {
 /// custom comparison therefore names a counter and label selectors, not a query.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!has(self.alpha) || (self.alpha > 0.0 && self.alpha < 1.0)", "message": "alpha must be in (0, 1)"},
+    {"rule": "!has(self.beta) || (self.beta > 0.0 && self.beta < 1.0)", "message": "beta must be in (0, 1)"},
+    {"rule": "!has(self.toleratedRatio) || self.toleratedRatio >= 1.0", "message": "toleratedRatio must be >= 1"},
+    {
+        "rule": "(has(self.degradedRatio) ? self.degradedRatio : 2.0) > (has(self.toleratedRatio) ? self.toleratedRatio : 1.2)",
+        "message": "degradedRatio (default 2) must exceed toleratedRatio (default 1.2)"
+    },
+    {"rule": "!has(self.latencyBoundarySeconds) || self.latencyBoundarySeconds > 0.0", "message": "latencyBoundarySeconds must be > 0"}
+]))]
 pub struct ComparisonSpec {
     /// Custom error comparison: the request counter's metric name, e.g. `http_requests_total`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -180,6 +204,7 @@ pub struct ComparisonSpec {
     derive = "PartialEq"
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::k8s_integers)]
 pub struct AnalysisTemplateSpec {
     /// Arguments the metrics use, with optional defaults.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

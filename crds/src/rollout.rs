@@ -28,6 +28,7 @@ use crate::status::RolloutStatus;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::k8s_integers)]
 pub struct RolloutSpec {
     /// The workload that is rolled out. Sluice copies it to `NAME-primary` (stable).
     pub target_ref: TargetRef,
@@ -46,9 +47,11 @@ pub struct RolloutSpec {
     pub alerts: Vec<AlertMatcher>,
     /// Seconds the canary may take to become ready before the rollout fails. Default 600.
     #[serde(default = "default_progress_deadline")]
+    #[schemars(range(min = 1))]
     pub progress_deadline_seconds: i64,
     /// After promotion, seconds during which a firing alert reverts to the previous stable. Default 0.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub post_promotion_watch_seconds: i64,
     /// Pause the rollout where it is (no weight change, no promotion).
     #[serde(default)]
@@ -68,6 +71,9 @@ fn default_progress_deadline() -> i64 {
 /// Reference to the rolled-out workload.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.kind == 'Deployment'", "message": "only kind Deployment is supported"}
+]))]
 pub struct TargetRef {
     /// API version of the target, `apps/v1`.
     #[serde(default = "default_api_version")]
@@ -76,6 +82,7 @@ pub struct TargetRef {
     #[serde(default = "default_kind")]
     pub kind: String,
     /// Name of the Deployment in the Rollout's namespace.
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
 
@@ -91,9 +98,11 @@ fn default_kind() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
     /// Service port.
+    #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
     /// Container port; defaults to `port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
     pub target_port: Option<i32>,
     /// Base name of the services; defaults to the target's name (`NAME-primary`, `NAME-canary`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,6 +115,9 @@ pub struct ServiceSpec {
 /// Rollout strategy: exactly one of the two.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.canary) != has(self.blueGreen)", "message": "set exactly one of canary or blueGreen"}
+]))]
 pub struct Strategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryStrategy>,
@@ -116,23 +128,48 @@ pub struct Strategy {
 /// Canary: explicit `steps`, or the `stepWeight`/`maxWeight` shorthand (an analysis at each weight).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.steps) && size(self.steps) > 0) != (has(self.stepWeight) || has(self.maxWeight))",
+        "message": "set steps, or stepWeight (with optional maxWeight), not both"
+    },
+    {
+        "rule": "!has(self.steps) || self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+        "message": "setWeight must not decrease from one step to the next"
+    },
+    {
+        "rule": "!has(self.stepWeight) || self.stepWeight <= (has(self.maxWeight) ? self.maxWeight : 50)",
+        "message": "stepWeight must not exceed maxWeight (default 50)"
+    }
+]))]
 pub struct CanaryStrategy {
+    /// At most 100 steps (bounds the cost of the validation rules).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::validate::MAX_STEPS))]
     pub steps: Vec<CanaryStep>,
     /// Shorthand: weight increment per step (1..=100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub step_weight: Option<i32>,
     /// Shorthand: last weight before promotion (1..=100). Default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub max_weight: Option<i32>,
 }
 
 /// One canary step: exactly one of `setWeight`, `pause`, `analysis`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
+        "message": "set exactly one of setWeight, pause, analysis"
+    }
+]))]
 pub struct CanaryStep {
     /// Route this percentage (0..=100) of traffic to the canary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
     pub set_weight: Option<i32>,
     /// Wait: for `duration`, or until promoted when no duration is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +221,7 @@ pub struct PauseStep {
 pub struct AnalysisStep {
     /// Consecutive passing analysis runs required (threshold metrics). Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub iterations: Option<u32>,
 }
 
@@ -193,6 +231,7 @@ pub struct AnalysisStep {
 pub struct BlueGreenStrategy {
     /// Passing analysis runs required before the switch. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub analysis_iterations: Option<u32>,
     /// Switch automatically after analysis; otherwise wait for a promote command. Default true.
     #[serde(default = "default_true")]
@@ -209,6 +248,12 @@ fn default_true() -> bool {
 /// Traffic router: exactly one.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.nginx) ? 1 : 0) + (has(self.traefik) ? 1 : 0) + (has(self.gatewayApi) ? 1 : 0) == 1",
+        "message": "set exactly one of nginx, traefik, gatewayApi"
+    }
+]))]
 pub struct RouterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx: Option<NginxRouter>,
@@ -221,8 +266,15 @@ pub struct RouterSpec {
 /// ingress-nginx: Sluice owns a canary Ingress copied from `ingressRef`.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.canaryByHeaderValue) || has(self.canaryByHeader)",
+        "message": "canaryByHeaderValue needs canaryByHeader"
+    }
+]))]
 pub struct NginxRouter {
     /// The user's Ingress (routing to the target's service).
+    #[schemars(length(min = 1, max = 253))]
     pub ingress_ref: String,
     /// Extra annotations put on the canary Ingress.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -241,6 +293,12 @@ pub struct NginxRouter {
 /// Traefik: a TraefikService with weighted primary/canary members.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.apiGroup) || self.apiGroup in ['traefik.io', 'traefik.containo.us']",
+        "message": "apiGroup must be traefik.io or traefik.containo.us"
+    }
+]))]
 pub struct TraefikRouter {
     /// Existing TraefikService to manage; default: Sluice generates `NAME` itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,6 +312,7 @@ pub struct TraefikRouter {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GatewayApiRouter {
+    #[schemars(length(min = 1, max = 253))]
     pub http_route_ref: String,
 }
 
@@ -263,6 +322,7 @@ pub struct GatewayApiRouter {
 pub struct AlertMatcher {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[schemars(extend("minProperties" = 1))]
     pub labels: BTreeMap<String, String>,
 }
 

@@ -60,6 +60,7 @@ impl std::fmt::Display for Phase {
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::k8s_integers)]
 pub struct RolloutStatus {
     #[serde(default)]
     pub phase: Phase,
@@ -73,6 +74,7 @@ pub struct RolloutStatus {
     pub current_step: u32,
     /// Traffic percentage routed to the canary.
     #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
     pub canary_weight: i32,
     /// Pod-template hash of what runs as primary (stable).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,10 @@ use crate::analysis::{AnalysisSpec, MetricSpec};
 use crate::duration::parse_duration;
 use crate::rollout::{CanaryStrategy, RolloutSpec};
 
+/// Most canary steps a Rollout may have (the CRD's `maxItems`, which also bounds the cost of
+/// its CEL rules).
+pub const MAX_STEPS: usize = 100;
+
 /// One problem in a spec: the field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -175,6 +179,12 @@ fn validate_canary(c: &CanaryStrategy, e: &mut Errors) {
             );
         }
         return;
+    }
+    if c.steps.len() > MAX_STEPS {
+        e.push(
+            format!("{base}.steps"),
+            format!("at most {MAX_STEPS} steps, got {}", c.steps.len()),
+        );
     }
     let mut last = 0;
     for (i, s) in c.steps.iter().enumerate() {
