@@ -3,7 +3,9 @@
 mod api_support;
 
 use api_support::rollout;
+use kube::core::DeserializeGuard;
 use kube_fake_client::ClientBuilder;
+use sluice_controller::k8s::guard::GuardedRollout;
 use sluice_controller::store::kube::command_patch;
 use sluice_controller::store::{command_already_sent, KubeStore, RolloutStore, StoreError};
 use sluice_crds::{Command, CommandAction, Phase, Rollout, COMMAND_ANNOTATION};
@@ -105,14 +107,14 @@ async fn reads_come_from_a_ready_reflector_cache() {
     use kube::runtime::watcher::Event;
 
     let s = store().await;
-    let mut writer: Writer<Rollout> = Writer::default();
+    let mut writer: Writer<GuardedRollout> = Writer::default();
     let cached_store = s.clone().with_cache(writer.as_reader());
     // Not ready yet: reads go to the API server.
     assert_eq!(cached_store.list().await.unwrap().len(), 2);
     // Populate the cache with a rollout the API server does not have.
     let only_cached = rollout("cache", "only", Phase::Paused, Some("c1"));
     writer.apply_watcher_event(&Event::Init);
-    writer.apply_watcher_event(&Event::InitApply(only_cached));
+    writer.apply_watcher_event(&Event::InitApply(DeserializeGuard(Ok(only_cached))));
     writer.apply_watcher_event(&Event::InitDone);
     let listed = cached_store.list().await.unwrap();
     assert_eq!(listed.len(), 1);

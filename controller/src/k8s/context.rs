@@ -7,6 +7,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use super::analysis::{AnalysisRunner, BridgeAnalysis};
+use super::guard::Reported;
 use crate::clock::{Clock, SystemClock};
 use crate::telemetry::Telemetry;
 
@@ -21,6 +22,8 @@ pub struct Context {
     pub analysis: Arc<dyn AnalysisRunner>,
     pub recorder: Recorder,
     pub telemetry: Telemetry,
+    /// Undecodable Rollout versions already reported by an Event.
+    pub undecodable: Reported,
 }
 
 impl Context {
@@ -41,6 +44,7 @@ impl Context {
             clock: Arc::new(SystemClock),
             leader: rx,
             telemetry: Telemetry::new(),
+            undecodable: Reported::default(),
         }
     }
 

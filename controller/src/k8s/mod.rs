@@ -3,12 +3,15 @@
 //! Layout: `reconcile` (the controller-rs shaped loop body and `error_policy`), `workloads`
 //! (Deployments/Services behind a trait) built from the pure `objects`, `status` (merge-patch
 //! writes with conflict retry), `finalizer`, `routers` (which `TrafficRouter`), `analysis`,
-//! `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
+//! `guard` (Rollouts that do not decode), `events` (Events within the API
+//! server's limits), `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
 
 pub mod analysis;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod finalizer;
+pub mod guard;
 pub mod hash;
 pub mod leader;
 pub mod names;

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType};
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 use sluice_crds::{
     validate, AnalysisTemplate, Command, Rollout, RolloutStatus, COMMAND_ANNOTATION,
 };
@@ -285,20 +284,5 @@ async fn report_not_ready(
 }
 
 async fn publish(ctx: &Context, rollout: &Rollout, events: Vec<PendingEvent>) {
-    let reference = rollout.object_ref(&());
-    for (type_, reason, message) in events {
-        let ev = KubeEvent {
-            type_: match type_ {
-                EventType::Normal => KubeEventType::Normal,
-                EventType::Warning => KubeEventType::Warning,
-            },
-            action: reason.clone(),
-            reason,
-            note: Some(message),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
-            warn!(error = %e, "could not publish event");
-        }
-    }
+    super::events::publish(&ctx.recorder, rollout, events).await;
 }

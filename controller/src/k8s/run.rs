@@ -1,6 +1,8 @@
 //! `sluice controller`: the kube-runtime Controller over Rollouts (owning the Services it creates,
 //! watching Deployments through a mapper), Lease leader election, and the HTTP API on `--listen`.
+//! [`controller`] is the wiring itself, which tests drive against an in-memory API server.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,13 +17,14 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use sluice_crds::{Rollout, MANAGED_BY, MANAGED_BY_LABEL};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::analysis::BridgeAnalysis;
 use super::context::Context;
+use super::guard::{decoded, error_policy_guarded, reconcile_guarded, GuardedRollout};
 use super::leader;
-use super::reconcile::{error_policy, reconcile};
 use crate::api::{self, ApiState, AuthConfig, Secret};
 use crate::store::kube::KubeStore;
 use crate::telemetry::Telemetry;
@@ -77,6 +80,15 @@ pub fn rollouts_for_deployment(
         })
         .map(|r| ObjectRef::from_obj(r.as_ref()))
         .collect()
+}
+
+/// The same object as a guarded Rollout.
+fn guarded_ref(r: ObjectRef<Rollout>) -> ObjectRef<GuardedRollout> {
+    let o = ObjectRef::new(&r.name);
+    match &r.namespace {
+        Some(ns) => o.within(ns),
+        None => o,
+    }
 }
 
 fn api_for<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -162,6 +174,58 @@ fn causes(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// The kube-runtime `Controller` of `sluice controller`: Rollouts (decoded leniently, see
+/// `guard`), the Services and canary Ingress it owns, the Deployments mapped to their Rollout,
+/// gated by `leader`, stopping when `stop` is cancelled. Returns the Rollout cache (for the HTTP
+/// API) and the future that runs the controller.
+pub fn controller(
+    client: &Client,
+    ns: Option<&str>,
+    concurrency: u16,
+    ctx: Arc<Context>,
+    leader: watch::Receiver<bool>,
+    stop: CancellationToken,
+) -> (
+    Store<GuardedRollout>,
+    impl Future<Output = ()> + Send + 'static,
+) {
+    let rollouts: Api<GuardedRollout> = api_for(client, ns);
+    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let mapper_store = store.clone();
+    let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+    let run = controller
+        .owns(
+            api_for::<Service>(client, ns),
+            watcher::Config::default().labels(&managed),
+        )
+        // Edits by others to the canary Ingress are seen at once and reverted by the next reconcile.
+        .owns(
+            api_for::<Ingress>(client, ns),
+            watcher::Config::default().labels(&managed),
+        )
+        .watches(
+            api_for::<Deployment>(client, ns),
+            watcher::Config::default(),
+            move |d| {
+                rollouts_for_deployment(&decoded(&mapper_store.state()), &d)
+                    .into_iter()
+                    .map(guarded_ref)
+                    .collect::<Vec<_>>()
+            },
+        )
+        .with_config(ControllerConfig::default().concurrency(concurrency))
+        .reconcile_all_on(leader::on_gain(leader))
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile_guarded, error_policy_guarded, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "controller stream error");
+            }
+        });
+    (store, run)
+}
+
 /// Run the controller until SIGTERM / Ctrl-C.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     crate::cli::init_logging(args.json_logs);
@@ -208,13 +272,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         ))),
         insecure_allow_anonymous: false,
     };
-    let rollouts: Api<Rollout> = api_for(&client, ns);
-    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
-    let store: Store<Rollout> = controller.store();
+    let (store, controller) =
+        controller(&client, ns, args.concurrency, ctx, leader_rx, token.clone());
     // The API reads from the controller's reflector cache, never polling the API server.
     let api_store = KubeStore::new(client.clone())
         .with_namespace(args.namespace.clone())
-        .with_cache(store.clone());
+        .with_cache(store);
     let state = ApiState::new(Arc::new(api_store), telemetry, auth);
     let api_token = token.clone();
     let listen = args.listen;
@@ -225,35 +288,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             api_token.cancel();
         }
     });
-
-    let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
-    let stop = token.clone();
     info!(namespace = ?ns, concurrency = args.concurrency, "controller starting");
-    controller
-        .owns(
-            api_for::<Service>(&client, ns),
-            watcher::Config::default().labels(&managed),
-        )
-        // Edits by others to the canary Ingress are seen at once and reverted by the next reconcile.
-        .owns(
-            api_for::<Ingress>(&client, ns),
-            watcher::Config::default().labels(&managed),
-        )
-        .watches(
-            api_for::<Deployment>(&client, ns),
-            watcher::Config::default(),
-            move |d| rollouts_for_deployment(&store.state(), &d),
-        )
-        .with_config(ControllerConfig::default().concurrency(args.concurrency))
-        .reconcile_all_on(leader::on_gain(leader_rx))
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "controller stream error");
-            }
-        })
-        .await;
+    controller.await;
     token.cancel();
     let _ = server.await;
     info!("controller stopped");

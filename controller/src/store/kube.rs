@@ -10,6 +10,8 @@ use ::kube::Client;
 use futures::future::BoxFuture;
 use sluice_crds::{Command, Rollout, COMMAND_ANNOTATION};
 
+use crate::k8s::guard::{decoded, GuardedRollout};
+
 use super::{RolloutStore, StoreError};
 
 /// Attempts of read-then-patch before a conflict is reported.
@@ -22,7 +24,7 @@ pub struct KubeStore {
     /// Restrict `list` to one namespace (None: all namespaces).
     namespace: Option<String>,
     /// The controller's reflector store; reads come from it once it is populated.
-    cache: Option<Store<Rollout>>,
+    cache: Option<Store<GuardedRollout>>,
 }
 
 impl KubeStore {
@@ -35,13 +37,13 @@ impl KubeStore {
     }
 
     /// Serve reads from a reflector store (writes still go to the API server).
-    pub fn with_cache(mut self, cache: Store<Rollout>) -> Self {
+    pub fn with_cache(mut self, cache: Store<GuardedRollout>) -> Self {
         self.cache = Some(cache);
         self
     }
 
     /// The cache, if it has received its first full list.
-    async fn ready_cache(&self) -> Option<&Store<Rollout>> {
+    async fn ready_cache(&self) -> Option<&Store<GuardedRollout>> {
         let cache = self.cache.as_ref()?;
         // A populated store resolves at the first poll; otherwise read from the API meanwhile.
         match tokio::time::timeout(Duration::ZERO, cache.wait_until_ready()).await {
@@ -94,14 +96,14 @@ impl RolloutStore for KubeStore {
         Box::pin(async move {
             if let Some(cache) = self.ready_cache().await {
                 let ns = self.namespace.as_deref();
-                return Ok(cache
-                    .state()
+                return Ok(decoded(&cache.state())
                     .iter()
                     .filter(|r| ns.is_none() || r.metadata.namespace.as_deref() == ns)
                     .map(|r| r.as_ref().clone())
                     .collect());
             }
-            let api: Api<Rollout> = match &self.namespace {
+            // Guarded: one undecodable Rollout must not fail the list of all the others.
+            let api: Api<GuardedRollout> = match &self.namespace {
                 Some(ns) => Api::namespaced(self.client.clone(), ns),
                 None => Api::all(self.client.clone()),
             };
@@ -109,7 +111,7 @@ impl RolloutStore for KubeStore {
                 .list(&ListParams::default())
                 .await
                 .map_err(|e| map_kube_error(e, self.namespace.as_deref().unwrap_or("*"), "*"))?;
-            Ok(list.items)
+            Ok(list.items.into_iter().filter_map(|g| g.0.ok()).collect())
         })
     }
 
@@ -121,8 +123,11 @@ impl RolloutStore for KubeStore {
         Box::pin(async move {
             if let Some(cache) = self.ready_cache().await {
                 // A miss may be an object created a moment ago: ask the API server then.
-                if let Some(r) = cache.get(&ObjectRef::new(name).within(namespace)) {
-                    return Ok(r.as_ref().clone());
+                if let Some(Ok(r)) = cache
+                    .get(&ObjectRef::new(name).within(namespace))
+                    .map(|g| g.0.clone())
+                {
+                    return Ok(r);
                 }
             }
             self.api(namespace)
