@@ -227,7 +227,13 @@ impl Target {
                 names.join(", ")
             );
         }
-        let patched = api
+        // Raw, so the revision is the controller's: the hash of the template as stored.
+        let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+            store.client().clone(),
+            namespace,
+            &crate::k8s::raw::deployment_resource(),
+        );
+        let patched = raw
             .patch(
                 &deployment,
                 &PatchParams::default(),
@@ -235,7 +241,10 @@ impl Target {
             )
             .await
             .with_context(|| format!("patching Deployment {namespace}/{deployment}"))?;
-        Ok((deployment, crate::k8s::objects::template_revision(&patched)))
+        let revision = crate::k8s::raw::to_json(&patched)
+            .ok()
+            .and_then(|v| crate::k8s::raw::raw_revision(&v));
+        Ok((deployment, revision))
     }
 }
 

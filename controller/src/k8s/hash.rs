@@ -1,4 +1,5 @@
-//! Stable revision hash of a pod template: FNV-1a (64 bit) over canonical JSON (sorted keys).
+//! Stable revision hash of a pod template: FNV-1a (64 bit) over canonical JSON (sorted keys,
+//! null members left out).
 
 use serde_json::Value;
 
@@ -20,7 +21,13 @@ pub fn template_hash(template: &Value) -> String {
 fn write_canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
+            // A null member is an absent one: what the API server returns for a field the
+            // typed structs leave out (`creationTimestamp: null`) hashes as before.
+            let mut keys: Vec<&String> = map
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect();
             keys.sort();
             out.push('{');
             for (i, k) in keys.into_iter().enumerate() {
@@ -60,6 +67,15 @@ mod tests {
         assert_eq!(template_hash(&a), template_hash(&b));
         assert_ne!(template_hash(&a), template_hash(&c));
         assert_eq!(template_hash(&a).len(), 16);
+    }
+
+    #[test]
+    fn null_members_hash_as_absent_but_unknown_fields_count() {
+        let typed = json!({"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}});
+        let raw = json!({"metadata": {"labels": {"app": "x"}, "creationTimestamp": null}, "spec": {"containers": []}});
+        let newer = json!({"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [], "futureField": true}});
+        assert_eq!(template_hash(&typed), template_hash(&raw));
+        assert_ne!(template_hash(&typed), template_hash(&newer));
     }
 
     #[test]

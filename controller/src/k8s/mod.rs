@@ -1,7 +1,8 @@
 //! Kubernetes controller: reconcile, workloads, Kubernetes routers, status, leader election.
 //!
 //! Layout: `reconcile` (the controller-rs shaped loop body and `error_policy`), `workloads`
-//! (Deployments/Services behind a trait) built from the pure `objects`, `status` (merge-patch
+//! (Deployments/Services behind a trait) built from the pure `objects` and `raw` (pod templates
+//! as the API server returned them), `status` (merge-patch
 //! writes with conflict retry), `finalizer`, `routers` (which `TrafficRouter`), `analysis`,
 //! `guard` (Rollouts that do not decode), `events` (Events within the API
 //! server's limits), `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
@@ -16,6 +17,7 @@ pub mod hash;
 pub mod leader;
 pub mod names;
 pub mod objects;
+pub mod raw;
 pub mod reconcile;
 pub mod routers;
 pub mod run;

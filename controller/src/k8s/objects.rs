@@ -9,13 +9,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::hash::template_hash;
-use super::names::{
-    Names, DESIRED_REPLICAS_ANNOTATION, PREVIOUS_REVISION_ANNOTATION, PREVIOUS_TEMPLATE_ANNOTATION,
-    REVISION_ANNOTATION,
-};
+use super::names::{Names, DESIRED_REPLICAS_ANNOTATION, REVISION_ANNOTATION};
 use crate::core::WorkloadState;
 
-/// Revision of a Deployment's pod template (what the user changes to start a rollout).
+/// Revision of a typed Deployment's pod template. The controller hashes the raw template
+/// (`raw::raw_revision`); both agree whenever the template has no field k8s-openapi lacks.
 pub fn template_revision(d: &Deployment) -> Option<String> {
     let template = &d.spec.as_ref()?.template;
     serde_json::to_value(template)
@@ -138,56 +136,6 @@ pub fn primary_deployment(
         spec: Some(spec),
         status: None,
     }
-}
-
-/// Record `existing`'s pod template and revision on `next` (which replaces it), so a
-/// post-promotion revert can restore it after a controller restart. No-op when the revision
-/// does not change.
-pub fn keep_previous_template(next: &mut Deployment, existing: &Deployment) -> Result<(), String> {
-    let Some(old_rev) = primary_revision(existing) else {
-        return Ok(());
-    };
-    if primary_revision(next).as_deref() == Some(old_rev.as_str()) {
-        return Ok(());
-    }
-    let Some(old_spec) = existing.spec.as_ref() else {
-        return Ok(());
-    };
-    let json = serde_json::to_string(&old_spec.template)
-        .map_err(|e| format!("cannot encode the primary's pod template: {e}"))?;
-    let annotations = next.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    annotations.insert(PREVIOUS_TEMPLATE_ANNOTATION.to_string(), json);
-    annotations.insert(PREVIOUS_REVISION_ANNOTATION.to_string(), old_rev);
-    Ok(())
-}
-
-/// `existing` (the primary) put back on the pod template kept for `revision`; the template it
-/// runs now becomes the kept one. Errors when no template for `revision` was kept.
-pub fn reverted_primary(existing: &Deployment, revision: &str) -> Result<Deployment, String> {
-    let annotations = existing.metadata.annotations.clone().unwrap_or_default();
-    let kept = annotations.get(PREVIOUS_REVISION_ANNOTATION);
-    if kept.map(String::as_str) != Some(revision) {
-        return Err(format!(
-            "cannot revert the primary to revision {revision}: it keeps {} (annotation {PREVIOUS_REVISION_ANNOTATION}); re-apply the previous version to roll it out",
-            kept.map_or("no previous template".to_string(), |k| format!("the template of {k}"))
-        ));
-    }
-    let raw = annotations
-        .get(PREVIOUS_TEMPLATE_ANNOTATION)
-        .ok_or_else(|| format!("annotation {PREVIOUS_TEMPLATE_ANNOTATION} is missing"))?;
-    let template = serde_json::from_str(raw).map_err(|e| {
-        format!("annotation {PREVIOUS_TEMPLATE_ANNOTATION} is not a pod template: {e}")
-    })?;
-    let mut next = existing.clone();
-    next.metadata.managed_fields = None;
-    next.status = None;
-    next.metadata
-        .annotations
-        .get_or_insert_with(BTreeMap::new)
-        .insert(REVISION_ANNOTATION.to_string(), revision.to_string());
-    next.spec.get_or_insert_with(Default::default).template = template;
-    keep_previous_template(&mut next, existing)?;
-    Ok(next)
 }
 
 fn service(names: &Names, name: &str, selector: BTreeMap<String, String>) -> Service {

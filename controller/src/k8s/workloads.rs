@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
 use serde_json::json;
 use tracing::{debug, info};
@@ -13,8 +13,12 @@ use tracing::{debug, info};
 use super::error::{is_not_found, Error};
 use super::names::{is_managed, Names, DESIRED_REPLICAS_ANNOTATION};
 use super::objects::{
-    canary_service, desired_replicas, keep_previous_template, primary_deployment, primary_revision,
-    primary_service, reverted_primary, service_patch, template_revision, workload_state,
+    canary_service, desired_replicas, primary_deployment, primary_revision, primary_service,
+    service_patch, workload_state,
+};
+use super::raw::{
+    deployment_resource, keep_previous_template, raw_revision, reverted_primary, to_dynamic,
+    to_json, typed, with_raw_template,
 };
 use crate::core::WorkloadState;
 
@@ -56,6 +60,8 @@ pub const FIELD_MANAGER: &str = "sluice";
 /// Workloads in a Kubernetes namespace.
 pub struct KubeWorkloads {
     deployments: Api<Deployment>,
+    /// The same Deployments as raw JSON (pod templates are copied as the server returned them).
+    raw: Api<DynamicObject>,
     services: Api<Service>,
     hpas: Api<HorizontalPodAutoscaler>,
     names: Names,
@@ -65,6 +71,7 @@ impl KubeWorkloads {
     pub fn new(client: Client, names: Names) -> Self {
         Self {
             deployments: Api::namespaced(client.clone(), &names.namespace),
+            raw: Api::namespaced_with(client.clone(), &names.namespace, &deployment_resource()),
             services: Api::namespaced(client.clone(), &names.namespace),
             hpas: Api::namespaced(client, &names.namespace),
             names,
@@ -99,6 +106,16 @@ impl KubeWorkloads {
             .await
     }
 
+    /// A Deployment as raw JSON and as the typed view of it.
+    async fn get_raw(&self, name: &str) -> Result<Option<(serde_json::Value, Deployment)>, Error> {
+        let Some(obj) = self.raw.get_opt(name).await? else {
+            return Ok(None);
+        };
+        let raw = to_json(&obj)?;
+        let d = typed(&raw)?;
+        Ok(Some((raw, d)))
+    }
+
     /// min/max replicas of an HPA scaling the target, if there is one.
     async fn hpa_bounds(&self) -> Result<Option<(i32, i32)>, Error> {
         let list = match self.hpas.list(&ListParams::default()).await {
@@ -126,12 +143,12 @@ fn pp() -> PatchParams {
 impl Workloads for KubeWorkloads {
     fn observe(&self) -> BoxFuture<'_, Result<(WorkloadState, WorkloadState), Error>> {
         Box::pin(async move {
-            let target = self.deployments.get_opt(&self.names.target).await?;
+            let target = self.get_raw(&self.names.target).await?;
             let primary = self.deployments.get_opt(&self.names.primary).await?;
-            let t_rev = target.as_ref().and_then(template_revision);
+            let t_rev = target.as_ref().and_then(|(raw, _)| raw_revision(raw));
             let p_rev = primary.as_ref().and_then(primary_revision);
             Ok((
-                workload_state(target.as_ref(), t_rev),
+                workload_state(target.as_ref().map(|(_, d)| d), t_rev),
                 workload_state(primary.as_ref(), p_rev),
             ))
         })
@@ -142,35 +159,41 @@ impl Workloads for KubeWorkloads {
         revision: &'a str,
     ) -> BoxFuture<'a, Result<ApplyOutcome, Error>> {
         Box::pin(async move {
-            let Some(target) = self.deployments.get_opt(&self.names.target).await? else {
+            let Some((raw_target, target)) = self.get_raw(&self.names.target).await? else {
                 return Ok(ApplyOutcome::TargetMissing);
             };
-            if template_revision(&target).as_deref() != Some(revision) {
+            if raw_revision(&raw_target).as_deref() != Some(revision) {
                 debug!(
                     revision,
                     "target moved to another revision; primary not copied"
                 );
                 return Ok(ApplyOutcome::RevisionMoved);
             }
-            let existing = self.deployments.get_opt(&self.names.primary).await?;
+            let existing = self.get_raw(&self.names.primary).await?;
             let outcome = match &existing {
                 None => {
                     let obj = primary_deployment(&self.names, &target, revision, None);
-                    self.deployments
-                        .create(&PostParams::default(), &obj)
+                    let obj = with_raw_template(&obj, &raw_target).map_err(Error::Invalid)?;
+                    self.raw
+                        .create(&PostParams::default(), &to_dynamic(obj)?)
                         .await?;
                     info!(revision, "created primary deployment");
                     ApplyOutcome::Created
                 }
-                Some(e) if primary_revision(e).as_deref() == Some(revision) => {
+                Some((_, e)) if primary_revision(e).as_deref() == Some(revision) => {
                     ApplyOutcome::Unchanged
                 }
-                Some(e) => {
+                Some((raw_existing, e)) => {
                     // Full replace (resourceVersion kept): removed fields must disappear too.
-                    let mut obj = primary_deployment(&self.names, &target, revision, Some(e));
-                    keep_previous_template(&mut obj, e).map_err(Error::Invalid)?;
-                    self.deployments
-                        .replace(&self.names.primary, &PostParams::default(), &obj)
+                    let obj = primary_deployment(&self.names, &target, revision, Some(e));
+                    let mut obj = with_raw_template(&obj, &raw_target).map_err(Error::Invalid)?;
+                    keep_previous_template(&mut obj, raw_existing).map_err(Error::Invalid)?;
+                    self.raw
+                        .replace(
+                            &self.names.primary,
+                            &PostParams::default(),
+                            &to_dynamic(obj)?,
+                        )
                         .await?;
                     info!(revision, "copied target template to primary");
                     ApplyOutcome::Updated
@@ -186,7 +209,7 @@ impl Workloads for KubeWorkloads {
         revision: &'a str,
     ) -> BoxFuture<'a, Result<ApplyOutcome, Error>> {
         Box::pin(async move {
-            let Some(existing) = self.deployments.get_opt(&self.names.primary).await? else {
+            let Some((raw_existing, existing)) = self.get_raw(&self.names.primary).await? else {
                 return Err(Error::Invalid(format!(
                     "cannot revert to revision {revision}: {} does not exist",
                     self.names.primary
@@ -195,9 +218,13 @@ impl Workloads for KubeWorkloads {
             if primary_revision(&existing).as_deref() == Some(revision) {
                 return Ok(ApplyOutcome::Unchanged);
             }
-            let obj = reverted_primary(&existing, revision).map_err(Error::Invalid)?;
-            self.deployments
-                .replace(&self.names.primary, &PostParams::default(), &obj)
+            let obj = reverted_primary(&raw_existing, revision).map_err(Error::Invalid)?;
+            self.raw
+                .replace(
+                    &self.names.primary,
+                    &PostParams::default(),
+                    &to_dynamic(obj)?,
+                )
                 .await?;
             info!(revision, "reverted primary to its previous template");
             Ok(ApplyOutcome::Updated)
