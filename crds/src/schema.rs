@@ -120,7 +120,10 @@ mod tests {
             "d": {"type": "array", "items": {"type": "integer", "format": "int64"}}
         }}));
         let p = &out["properties"];
-        assert_eq!(p["a"], json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295_u32}));
+        assert_eq!(
+            p["a"],
+            json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": 4294967295_u32})
+        );
         assert_eq!(p["b"]["format"], "int64");
         assert_eq!(p["b"]["maximum"], MAX_SAFE_INTEGER);
         assert_eq!(p["c"]["minimum"], 1);

@@ -92,7 +92,10 @@ fn the_weight_that_broke_decoding_is_out_of_the_schema_range() {
             .unwrap_or_else(|| panic!("no {p}"))
     };
     let w = find(".spec.strategy.canary.steps[].setWeight");
-    assert_eq!((w["minimum"].as_f64(), w["maximum"].as_f64()), (Some(0.0), Some(100.0)));
+    assert_eq!(
+        (w["minimum"].as_f64(), w["maximum"].as_f64()),
+        (Some(0.0), Some(100.0))
+    );
     let step = find(".status.currentStep");
     assert_eq!(step["maximum"].as_f64(), Some(f64::from(u32::MAX)));
 }
@@ -230,7 +233,10 @@ fn bad_rollouts_are_refused_with_a_message_naming_the_rule() {
             json!({"router": {"nginx": null, "traefik": {"apiGroup": "example.com"}}}),
             "apiGroup must be traefik.io",
         ),
-        (json!({"analysis": {"metrics": null}}), "at least one metric"),
+        (
+            json!({"analysis": {"metrics": null}}),
+            "at least one metric",
+        ),
         (
             json!({"analysis": {"metrics": [{"name": "e", "builtin": "b", "query": "q", "threshold": {"max": 1}}]}}),
             "builtin and query are exclusive",

@@ -9,8 +9,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::hash::template_hash;
-use super::names::{Names, DESIRED_REPLICAS_ANNOTATION, REVISION_ANNOTATION};
+use super::names::{
+    is_managed, Names, DESIRED_REPLICAS_ANNOTATION, REVISION_ANNOTATION, ROLLOUT_LABEL,
+};
 use crate::core::WorkloadState;
+use sluice_crds::{MANAGED_BY, MANAGED_BY_LABEL};
 
 /// Revision of a typed Deployment's pod template. The controller hashes the raw template
 /// (`raw::raw_revision`); both agree whenever the template has no field k8s-openapi lacks.
@@ -71,13 +74,99 @@ pub fn desired_replicas(target: &Deployment) -> i32 {
         .unwrap_or(1)
 }
 
-/// The target's selector labels (`matchLabels`); these select the canary pods.
+/// Labels that select the canary pods, as a Service can (equality only): the target's pod
+/// template labels for every key its selector names (`matchLabels`, and `matchExpressions` other
+/// than `DoesNotExist`). The template's labels satisfy the selector (the API server requires
+/// it), so this selects exactly the target's pods even when the selector uses `matchExpressions`.
 pub fn target_selector(target: &Deployment) -> BTreeMap<String, String> {
-    target
-        .spec
+    let Some(spec) = target.spec.as_ref() else {
+        return BTreeMap::new();
+    };
+    let sel = &spec.selector;
+    let template_labels = spec
+        .template
+        .metadata
         .as_ref()
-        .and_then(|s| s.selector.match_labels.clone())
-        .unwrap_or_default()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let mut keys: Vec<&str> = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    keys.extend(
+        sel.match_expressions
+            .iter()
+            .flatten()
+            .filter(|e| e.operator != "DoesNotExist")
+            .map(|e| e.key.as_str()),
+    );
+    let from_template: BTreeMap<String, String> = keys
+        .iter()
+        .filter_map(|k| template_labels.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    if from_template.is_empty() {
+        sel.match_labels.clone().unwrap_or_default()
+    } else {
+        from_template
+    }
+}
+
+/// Why `meta` (an object named like one Sluice creates) is not this Rollout's, or None when it
+/// is: Sluice's labels naming this Rollout, or an owner reference to it.
+pub fn not_ours(names: &Names, kind: &str, meta: &ObjectMeta) -> Option<String> {
+    let labels = meta.labels.clone().unwrap_or_default();
+    let labelled = is_managed(&labels)
+        && labels.get(ROLLOUT_LABEL).map(String::as_str) == Some(names.rollout.as_str());
+    let owned = names.owner.as_ref().is_some_and(|o| {
+        meta.owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.uid == o.uid)
+    });
+    if labelled || owned {
+        return None;
+    }
+    Some(format!(
+        "{kind} {}/{} already exists and is not Sluice's for Rollout {} (it has neither the labels \
+         {MANAGED_BY_LABEL}={MANAGED_BY}, {ROLLOUT_LABEL}={} nor an owner reference to the \
+         Rollout); Sluice does not take it over: rename or delete it, or set spec.service.name \
+         (Services) or use another target name",
+        names.namespace,
+        meta.name.clone().unwrap_or_default(),
+        names.rollout,
+        names.rollout
+    ))
+}
+
+/// Why the existing primary cannot be replaced by `next`: a Deployment's selector is
+/// immutable, so a target whose selector changed needs its primary recreated by hand.
+pub fn selector_changed(names: &Names, existing: &Deployment, next: &Deployment) -> Option<String> {
+    let old = existing.spec.as_ref().map(|s| &s.selector);
+    let new = next.spec.as_ref().map(|s| &s.selector);
+    if old == new {
+        return None;
+    }
+    let show = |s: Option<&LabelSelector>| {
+        s.and_then(|s| s.match_labels.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    Some(format!(
+        "the selector of Deployment {ns}/{t} changed, so {ns}/{p} would need selector {} instead \
+         of {}, and a Deployment's selector cannot change; delete {p} (kubectl -n {ns} delete \
+         deployment {p}) and Sluice creates it again from {t}; until then the old primary keeps \
+         serving",
+        show(new),
+        show(old),
+        ns = names.namespace,
+        t = names.target,
+        p = names.primary,
+    ))
 }
 
 /// The primary's own selector: every target selector value suffixed with `-primary`

@@ -13,8 +13,8 @@ use tracing::{debug, info};
 use super::error::{is_not_found, Error};
 use super::names::{is_managed, Names, DESIRED_REPLICAS_ANNOTATION};
 use super::objects::{
-    canary_service, desired_replicas, primary_deployment, primary_revision, primary_service,
-    service_patch, workload_state,
+    canary_service, desired_replicas, not_ours, primary_deployment, primary_revision,
+    primary_service, selector_changed, service_patch, workload_state,
 };
 use super::raw::{
     deployment_resource, keep_previous_template, raw_revision, reverted_primary, to_dynamic,
@@ -88,6 +88,9 @@ impl KubeWorkloads {
                 info!(service = %name, "created service");
             }
             Some(existing) => {
+                if let Some(why) = not_ours(&self.names, "Service", &existing.metadata) {
+                    return Err(Error::Invalid(why));
+                }
                 if let Some(patch) = service_patch(&existing, &wanted) {
                     self.services
                         .patch(&name, &pp(), &Patch::Merge(&patch))
@@ -146,6 +149,12 @@ impl Workloads for KubeWorkloads {
             let target = self.get_raw(&self.names.target).await?;
             let primary = self.deployments.get_opt(&self.names.primary).await?;
             let t_rev = target.as_ref().and_then(|(raw, _)| raw_revision(raw));
+            if let Some(why) = primary
+                .as_ref()
+                .and_then(|p| not_ours(&self.names, "Deployment", &p.metadata))
+            {
+                return Err(Error::Invalid(why));
+            }
             let p_rev = primary.as_ref().and_then(primary_revision);
             Ok((
                 workload_state(target.as_ref().map(|(_, d)| d), t_rev),
@@ -184,8 +193,14 @@ impl Workloads for KubeWorkloads {
                     ApplyOutcome::Unchanged
                 }
                 Some((raw_existing, e)) => {
+                    if let Some(why) = not_ours(&self.names, "Deployment", &e.metadata) {
+                        return Err(Error::Invalid(why));
+                    }
                     // Full replace (resourceVersion kept): removed fields must disappear too.
                     let obj = primary_deployment(&self.names, &target, revision, Some(e));
+                    if let Some(why) = selector_changed(&self.names, e, &obj) {
+                        return Err(Error::Invalid(why));
+                    }
                     let mut obj = with_raw_template(&obj, &raw_target).map_err(Error::Invalid)?;
                     keep_previous_template(&mut obj, raw_existing).map_err(Error::Invalid)?;
                     self.raw
