@@ -12,7 +12,7 @@ use kube_fake_client::interceptor;
 use serde_json::json;
 use sluice_controller::k8s::names::Names;
 use sluice_controller::router::gateway::{self, GatewayRouter};
-use sluice_controller::router::ingress_nginx::IngressNginxRouter;
+use sluice_controller::router::ingress_nginx::{self, IngressNginxRouter};
 use sluice_controller::router::traefik_crd::{self, TraefikCrdRouter};
 use sluice_controller::router::{RouterError, TrafficRouter};
 use sluice_crds::{NginxRouter, TraefikRouter};
@@ -214,4 +214,104 @@ async fn httproute_weights_round_trip_and_cleanup() {
         refs,
         vec![json!({"name": "podinfo-primary", "port": 80, "weight": 100})]
     );
+}
+
+#[tokio::test]
+async fn nginx_compares_only_what_it_owns_and_follows_header_settings() {
+    let (funcs, patches) = counting_patches();
+    let mut user = user_ingress();
+    // Your Ingress has TLS and no class (created before a default IngressClass existed).
+    user.spec.as_mut().unwrap().ingress_class_name = None;
+    user.spec.as_mut().unwrap().tls = Some(vec![k8s_openapi::api::networking::v1::IngressTLS {
+        hosts: Some(vec!["podinfo.example.com".into()]),
+        secret_name: Some("podinfo-tls".into()),
+    }]);
+    let client = builder()
+        .with_object(user)
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap();
+    let api: Api<Ingress> = Api::namespaced(client.clone(), NS);
+    let names = Names::of(&rollout());
+    let mut cfg = NginxRouter {
+        ingress_ref: APP.into(),
+        ..NginxRouter::default()
+    };
+    IngressNginxRouter::new(client.clone(), names.clone(), cfg.clone())
+        .set_weight(10)
+        .await
+        .unwrap();
+    // An admission controller fills in the class on the canary Ingress.
+    let class = json!({"spec": {"ingressClassName": "nginx"}});
+    api.patch(
+        "podinfo-canary",
+        &Default::default(),
+        &kube::api::Patch::Merge(&class),
+    )
+    .await
+    .unwrap();
+    let before = patches.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        IngressNginxRouter::new(client.clone(), names.clone(), cfg.clone())
+            .set_weight(10)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        patches.load(Ordering::SeqCst),
+        before,
+        "re-patched an unowned field"
+    );
+
+    // Header/cookie settings added later reach the canary Ingress; removed ones leave it.
+    cfg.canary_by_header = Some("X-Canary".into());
+    cfg.canary_by_cookie = Some("canary".into());
+    IngressNginxRouter::new(client.clone(), names.clone(), cfg.clone())
+        .set_weight(10)
+        .await
+        .unwrap();
+    let a = api
+        .get("podinfo-canary")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap();
+    assert_eq!(
+        a.get(ingress_nginx::CANARY_BY_HEADER).map(String::as_str),
+        Some("X-Canary")
+    );
+    assert_eq!(
+        a.get(ingress_nginx::CANARY_BY_COOKIE).map(String::as_str),
+        Some("canary")
+    );
+    cfg.canary_by_cookie = None;
+    IngressNginxRouter::new(client.clone(), names.clone(), cfg.clone())
+        .set_weight(10)
+        .await
+        .unwrap();
+    let a = api
+        .get("podinfo-canary")
+        .await
+        .unwrap()
+        .metadata
+        .annotations
+        .unwrap();
+    assert!(!a.contains_key(ingress_nginx::CANARY_BY_COOKIE), "{a:?}");
+    assert!(a.contains_key(ingress_nginx::CANARY_BY_HEADER));
+
+    // TLS removed from your Ingress is removed from the canary Ingress too.
+    let no_tls = json!({"spec": {"tls": null}});
+    api.patch(APP, &Default::default(), &kube::api::Patch::Merge(&no_tls))
+        .await
+        .unwrap();
+    IngressNginxRouter::new(client.clone(), names.clone(), cfg.clone())
+        .set_weight(10)
+        .await
+        .unwrap();
+    let canary = api.get("podinfo-canary").await.unwrap();
+    let spec = canary.spec.unwrap();
+    assert!(spec.tls.is_none_or(|t| t.is_empty()), "tls kept");
+    assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
 }

@@ -93,6 +93,67 @@ pub fn canary_ingress(user: &Ingress, names: &Names, cfg: &NginxRouter, weight: 
     }
 }
 
+/// Annotations Sluice sets only when configured: removed from the canary Ingress when not.
+const OPTIONAL_OWNED: [&str; 3] = [CANARY_BY_HEADER, CANARY_BY_HEADER_VALUE, CANARY_BY_COOKIE];
+
+/// The merge patch that makes `existing` (the stored canary Ingress) what Sluice wants, comparing
+/// only what Sluice owns; None when nothing it owns differs. Owned: the annotations it sets
+/// (weight, header/cookie settings, `additionalAnnotations`, those copied from your Ingress),
+/// and the spec's `rules`, `tls` and `defaultBackend` (removed when your Ingress has none).
+/// `ingressClassName` is compared only when your Ingress sets it: an admission controller may
+/// fill it in on the canary Ingress, and a merge patch of a spec without it cannot remove it
+/// anyway, so comparing it would re-patch on every reconcile.
+pub fn canary_patch(
+    existing: &Ingress,
+    wanted: &Ingress,
+) -> Result<Option<serde_json::Value>, serde_json::Error> {
+    let have = existing.metadata.annotations.clone().unwrap_or_default();
+    let want = wanted.metadata.annotations.clone().unwrap_or_default();
+    let mut annotations = serde_json::Map::new();
+    for (k, v) in &want {
+        if have.get(k) != Some(v) {
+            annotations.insert(k.clone(), json!(v));
+        }
+    }
+    for k in OPTIONAL_OWNED {
+        if have.contains_key(k) && !want.contains_key(k) {
+            annotations.insert(k.to_string(), serde_json::Value::Null);
+        }
+    }
+    let e = existing.spec.clone().unwrap_or_default();
+    let w = wanted.spec.clone().unwrap_or_default();
+    let mut spec = serde_json::Map::new();
+    let empty_none = |v: &Option<Vec<k8s_openapi::api::networking::v1::IngressTLS>>| {
+        v.clone().filter(|t| !t.is_empty())
+    };
+    if e.rules != w.rules {
+        spec.insert("rules".into(), serde_json::to_value(&w.rules)?);
+    }
+    if empty_none(&e.tls) != empty_none(&w.tls) {
+        spec.insert("tls".into(), serde_json::to_value(empty_none(&w.tls))?);
+    }
+    if e.default_backend != w.default_backend {
+        spec.insert(
+            "defaultBackend".into(),
+            serde_json::to_value(&w.default_backend)?,
+        );
+    }
+    if w.ingress_class_name.is_some() && e.ingress_class_name != w.ingress_class_name {
+        spec.insert(
+            "ingressClassName".into(),
+            serde_json::to_value(&w.ingress_class_name)?,
+        );
+    }
+    let mut patch = serde_json::Map::new();
+    if !annotations.is_empty() {
+        patch.insert("metadata".into(), json!({ "annotations": annotations }));
+    }
+    if !spec.is_empty() {
+        patch.insert("spec".into(), serde_json::Value::Object(spec));
+    }
+    Ok((!patch.is_empty()).then_some(serde_json::Value::Object(patch)))
+}
+
 /// Canary weight held by a canary Ingress (None: annotation missing or not a number).
 pub fn weight_of(ing: &Ingress) -> Option<i32> {
     let a = ing.metadata.annotations.as_ref()?;
@@ -163,28 +224,11 @@ impl TrafficRouter for IngressNginxRouter {
                     info!(ingress = %name, weight, "created canary ingress");
                 }
                 Some(existing) => {
-                    let mut patch = serde_json::Map::new();
-                    if weight_of(&existing) != Some(weight) {
-                        patch.insert(
-                            "metadata".into(),
-                            json!({"annotations": {CANARY: "true", CANARY_WEIGHT: weight.to_string()}}),
-                        );
-                    }
-                    // Follow changes of the user's Ingress (hosts, paths, TLS).
-                    if existing.spec != wanted.spec {
-                        patch.insert(
-                            "spec".into(),
-                            serde_json::to_value(&wanted.spec)
-                                .map_err(|e| RouterError::Io(e.to_string()))?,
-                        );
-                    }
-                    if !patch.is_empty() {
+                    let patch = canary_patch(&existing, &wanted)
+                        .map_err(|e| RouterError::Io(e.to_string()))?;
+                    if let Some(patch) = patch {
                         self.api
-                            .patch(
-                                &name,
-                                &pp(),
-                                &Patch::Merge(&serde_json::Value::Object(patch)),
-                            )
+                            .patch(&name, &pp(), &Patch::Merge(&patch))
                             .await
                             .map_err(kube_err)?;
                         info!(ingress = %name, weight, "patched canary ingress");
