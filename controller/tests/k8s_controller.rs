@@ -20,12 +20,13 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use sluice_controller::clock::Clock;
+use sluice_controller::k8s::discovery::served;
 use sluice_controller::k8s::guard::REASON_UNDECODABLE;
 use sluice_controller::k8s::run::controller;
 use sluice_controller::k8s::Context;
 use sluice_controller::store::kube::KubeStore;
 use sluice_controller::store::RolloutStore;
-use sluice_crds::Rollout;
+use sluice_crds::{GatewayApiRouter, Rollout, RouterSpec};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -92,14 +93,23 @@ struct Running {
 }
 
 async fn start_controller(with_broken: bool) -> Running {
-    let mut b = builder()
-        .with_object(rollout())
+    let extra = if with_broken {
+        vec![undecodable_rollout()]
+    } else {
+        vec![]
+    };
+    start_controller_with(rollout(), extra).await
+}
+
+async fn start_controller_with(r: Rollout, extra: Vec<serde_json::Value>) -> Running {
+    let fake = builder()
+        .with_object(r)
         .with_object(target("podinfo:1.0", 3))
-        .with_object(user_ingress());
-    if with_broken {
-        b = b.with_runtime_objects(vec![undecodable_rollout()]);
-    }
-    let fake = b.build().await.unwrap();
+        .with_object(user_ingress())
+        .with_runtime_objects(extra)
+        .build()
+        .await
+        .unwrap();
     let client = k8s_watch_support::with_watch(fake);
     let (leader, leader_rx) = watch::channel(true);
     let clock = Arc::new(TokioClock {
@@ -108,6 +118,7 @@ async fn start_controller(with_broken: bool) -> Running {
     });
     let ctx = Arc::new(
         Context::new(client.clone())
+            .with_served(served(&client, Some(NS)).await)
             .with_clock(clock)
             .with_leader(leader_rx.clone()),
     );
@@ -276,5 +287,73 @@ async fn a_controller_that_is_not_the_leader_writes_nothing() {
     })
     .await;
     assert!(took < Duration::from_secs(30), "resumed after {took:?}");
+    run.stop.cancel();
+}
+
+fn gateway_rollout() -> Rollout {
+    let mut r = rollout();
+    r.spec.router = RouterSpec {
+        gateway_api: Some(GatewayApiRouter {
+            http_route_ref: "podinfo".into(),
+        }),
+        ..RouterSpec::default()
+    };
+    r
+}
+
+fn http_route() -> serde_json::Value {
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "podinfo", "namespace": NS},
+        "spec": {"rules": [{"backendRefs": [{"name": "podinfo-primary", "port": 80}]}]}
+    })
+}
+
+async fn route_refs(client: &Client) -> serde_json::Value {
+    let ar = sluice_controller::router::gateway::api_resource();
+    let route = Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), NS, &ar)
+        .get("podinfo")
+        .await
+        .unwrap();
+    route.data["spec"]["rules"][0]["backendRefs"].clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_to_the_httproute_by_someone_else_is_repaired_at_once() {
+    let run = start_controller_with(gateway_rollout(), vec![http_route()]).await;
+    let c = run.client.clone();
+    eventually("podinfo Idle", MINUTES, || async {
+        phase(&c).await == "Idle"
+    })
+    .await;
+    let primary_only = |refs: &serde_json::Value| {
+        refs.as_array().is_some_and(|a| {
+            a.iter()
+                .all(|r| r["name"] != "podinfo-canary" || r["weight"] == 0)
+        })
+    };
+    assert!(
+        primary_only(&route_refs(&c).await),
+        "{}",
+        route_refs(&c).await
+    );
+
+    // Someone sends half the traffic to the (scaled-down) canary.
+    let ar = sluice_controller::router::gateway::api_resource();
+    let edit = json!({"spec": {"rules": [{"backendRefs": [
+        {"name": "podinfo-primary", "port": 80, "weight": 50},
+        {"name": "podinfo-canary", "port": 80, "weight": 50}
+    ]}]}});
+    Api::<kube::api::DynamicObject>::namespaced_with(c.clone(), NS, &ar)
+        .patch("podinfo", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    // Idle requeues only at the 300 s resync; the HTTPRoute watch repairs it well before.
+    let took = eventually("route repaired", MINUTES, || async {
+        primary_only(&route_refs(&c).await)
+    })
+    .await;
+    assert!(took < Duration::from_secs(30), "repaired after {took:?}");
     run.stop.cancel();
 }

@@ -193,7 +193,8 @@ async fn httproute_weights_round_trip_and_cleanup() {
         .await
         .unwrap();
     let names = Names::of(&rollout());
-    let router = GatewayRouter::new(client.clone(), names.clone(), "podinfo".into());
+    let ar = gateway::api_resource();
+    let router = GatewayRouter::new(client.clone(), names.clone(), "podinfo".into(), Some(&ar));
     // A primary ref without weight has the default weight 1: all traffic to primary.
     assert_eq!(router.current_weight().await.unwrap(), Some(0));
     for w in [25, 100, 5] {

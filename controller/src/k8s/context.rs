@@ -7,6 +7,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use super::analysis::{AnalysisRunner, BridgeAnalysis};
+use super::discovery::Served;
 use super::guard::Reported;
 use crate::clock::{Clock, SystemClock};
 use crate::telemetry::Telemetry;
@@ -24,6 +25,8 @@ pub struct Context {
     pub telemetry: Telemetry,
     /// Undecodable Rollout versions already reported by an Event.
     pub undecodable: Reported,
+    /// Router resources the cluster serves (found at start).
+    pub served: Served,
 }
 
 impl Context {
@@ -45,6 +48,7 @@ impl Context {
             leader: rx,
             telemetry: Telemetry::new(),
             undecodable: Reported::default(),
+            served: Served::default(),
         }
     }
 
@@ -60,6 +64,11 @@ impl Context {
 
     pub fn with_analysis(mut self, analysis: Arc<dyn AnalysisRunner>) -> Self {
         self.analysis = analysis;
+        self
+    }
+
+    pub fn with_served(mut self, served: Served) -> Self {
+        self.served = served;
         self
     }
 

@@ -3,12 +3,14 @@
 //! Layout: `reconcile` (the controller-rs shaped loop body and `error_policy`), `workloads`
 //! (Deployments/Services behind a trait) built from the pure `objects` and `raw` (pod templates
 //! as the API server returned them), `status` (merge-patch
-//! writes with conflict retry), `finalizer`, `routers` (which `TrafficRouter`), `analysis`,
+//! writes with conflict retry), `finalizer`, `routers` (which `TrafficRouter`), `discovery` (which router
+//! CRDs the cluster serves), `analysis`,
 //! `guard` (Rollouts that do not decode), `events` (Events within the API
 //! server's limits), `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
 
 pub mod analysis;
 pub mod context;
+pub mod discovery;
 pub mod error;
 pub mod events;
 pub mod finalizer;

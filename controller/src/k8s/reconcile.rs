@@ -75,7 +75,7 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
     let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     let names = Names::of(rollout);
     let workloads = KubeWorkloads::new(ctx.client.clone(), names.clone());
-    let router = router_for(&ctx.client, rollout, &names);
+    let router = router_for(&ctx.client, rollout, &names, &ctx.served);
 
     if rollout.metadata.deletion_timestamp.is_some() {
         if finalizer::has_finalizer(rollout) {

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -23,6 +23,7 @@ use tracing::{info, warn};
 
 use super::analysis::BridgeAnalysis;
 use super::context::Context;
+use super::discovery::{self, rollouts_for_httproute, rollouts_for_traefik_service};
 use super::guard::{decoded, error_policy_guarded, reconcile_guarded, GuardedRollout};
 use super::leader;
 use crate::api::{self, ApiState, AuthConfig, Secret};
@@ -88,6 +89,13 @@ fn guarded_ref(r: ObjectRef<Rollout>) -> ObjectRef<GuardedRollout> {
     match &r.namespace {
         Some(ns) => o.within(ns),
         None => o,
+    }
+}
+
+fn dynamic_api(client: &Client, ns: Option<&str>, ar: &ApiResource) -> Api<DynamicObject> {
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
     }
 }
 
@@ -190,10 +198,44 @@ pub fn controller(
     impl Future<Output = ()> + Send + 'static,
 ) {
     let rollouts: Api<GuardedRollout> = api_for(client, ns);
-    let controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
+    let mut controller = Controller::new(rollouts, watcher::Config::default().any_semantic());
     let store = controller.store();
     let mapper_store = store.clone();
     let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
+    // HTTPRoutes and TraefikServices exist only where their CRDs are installed (discovery):
+    // watching them means an edit by someone else is repaired at once, not at the next requeue.
+    if let Some(ar) = ctx.served.httproute.clone() {
+        let s = store.clone();
+        controller = controller.watches_with(
+            dynamic_api(client, ns, &ar),
+            ar,
+            watcher::Config::default(),
+            move |o: DynamicObject| {
+                let rollouts = decoded(&s.state());
+                rollouts_for_httproute(&rollouts, o.metadata.namespace.as_deref(), &o.name_any())
+                    .map(|r| guarded_ref(ObjectRef::from_obj(r)))
+                    .collect::<Vec<_>>()
+            },
+        );
+    }
+    for ar in ctx.served.traefik.clone() {
+        let s = store.clone();
+        controller = controller.watches_with(
+            dynamic_api(client, ns, &ar),
+            ar,
+            watcher::Config::default(),
+            move |o: DynamicObject| {
+                let rollouts = decoded(&s.state());
+                rollouts_for_traefik_service(
+                    &rollouts,
+                    o.metadata.namespace.as_deref(),
+                    &o.name_any(),
+                )
+                .map(|r| guarded_ref(ObjectRef::from_obj(r)))
+                .collect::<Vec<_>>()
+            },
+        );
+    }
     let run = controller
         .owns(
             api_for::<Service>(client, ns),
@@ -252,8 +294,18 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         rx
     };
 
+    let served = discovery::served(&client, ns).await;
+    info!(
+        httproute = ?served.httproute.as_ref().map(|a| a.api_version.clone()),
+        traefik = ?served.traefik.iter().map(|a| a.group.clone()).collect::<Vec<_>>(),
+        "router resources served by the cluster"
+    );
+    if served.httproute.is_none() {
+        info!("{}", crate::router::gateway::not_served_message());
+    }
     let ctx = Arc::new(
         Context::new(client.clone())
+            .with_served(served)
             .with_leader(leader_rx.clone())
             .with_telemetry(telemetry.clone())
             .with_analysis(Arc::new(BridgeAnalysis::new(

@@ -11,10 +11,28 @@ use super::ingress_nginx::kube_err;
 use super::{RouterError, TrafficRouter};
 use crate::k8s::names::Names;
 
+/// HTTPRoute versions Sluice can use, preferred first. v1beta1 has the same `rules[].backendRefs
+/// [].weight` shape (Gateway API v0.6+ served HTTPRoute as v1beta1 before v1.0 made it v1).
+pub const VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+
 /// `gateway.networking.k8s.io/v1` HTTPRoute.
 pub fn api_resource() -> ApiResource {
-    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute");
+    api_resource_version("v1")
+}
+
+/// HTTPRoute of `gateway.networking.k8s.io/<version>`.
+pub fn api_resource_version(version: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("gateway.networking.k8s.io", version, "HTTPRoute");
     ApiResource::from_gvk_with_plural(&gvk, "httproutes")
+}
+
+/// What a Rollout reports when the cluster serves no HTTPRoute version Sluice knows.
+pub fn not_served_message() -> String {
+    format!(
+        "the cluster serves no HTTPRoute (gateway.networking.k8s.io {}): install the Gateway API \
+         CRDs (standard channel) and restart Sluice, or use another router",
+        VERSIONS.join(" or ")
+    )
 }
 
 fn ref_name(r: &Value) -> Option<&str> {
@@ -72,22 +90,30 @@ pub fn weight_of(spec: &Value, names: &Names) -> Option<i32> {
 
 /// The HTTPRoute router of one Rollout.
 pub struct GatewayRouter {
-    api: Api<DynamicObject>,
+    /// None when the cluster serves no HTTPRoute version (every call reports it).
+    api: Option<Api<DynamicObject>>,
     names: Names,
     route: String,
 }
 
 impl GatewayRouter {
-    pub fn new(client: Client, names: Names, route: String) -> Self {
+    /// The router for HTTPRoute `route` of the served version `ar` (see `k8s::discovery`).
+    pub fn new(client: Client, names: Names, route: String, ar: Option<&ApiResource>) -> Self {
         Self {
-            api: Api::namespaced_with(client, &names.namespace, &api_resource()),
+            api: ar.map(|ar| Api::namespaced_with(client, &names.namespace, ar)),
             names,
             route,
         }
     }
 
+    fn api(&self) -> Result<&Api<DynamicObject>, RouterError> {
+        self.api
+            .as_ref()
+            .ok_or_else(|| RouterError::NotFound(not_served_message()))
+    }
+
     async fn write(&self, weight: Option<i32>) -> Result<(), RouterError> {
-        let obj = self.api.get(&self.route).await.map_err(kube_err)?;
+        let obj = self.api()?.get(&self.route).await.map_err(kube_err)?;
         let spec = obj.data.get("spec").cloned().unwrap_or_else(|| json!({}));
         let wanted = rules_with_weight(&spec, &self.names, weight);
         if spec.get("rules") == Some(&wanted) {
@@ -108,7 +134,7 @@ impl GatewayRouter {
             field_manager: Some(crate::k8s::workloads::FIELD_MANAGER.to_string()),
             ..PatchParams::default()
         };
-        self.api
+        self.api()?
             .patch(&self.route, &pp, &Patch::Merge(&patch))
             .await
             .map_err(kube_err)?;
@@ -129,7 +155,7 @@ impl TrafficRouter for GatewayRouter {
 
     fn current_weight(&self) -> BoxFuture<'_, Result<Option<i32>, RouterError>> {
         Box::pin(async move {
-            let obj = self.api.get_opt(&self.route).await.map_err(kube_err)?;
+            let obj = self.api()?.get_opt(&self.route).await.map_err(kube_err)?;
             Ok(obj.and_then(|o| o.data.get("spec").and_then(|s| weight_of(s, &self.names))))
         })
     }
@@ -137,6 +163,7 @@ impl TrafficRouter for GatewayRouter {
     fn cleanup(&self) -> BoxFuture<'_, Result<(), RouterError>> {
         Box::pin(async move {
             match self.write(None).await {
+                // Nothing to clean up in a route (or an API) that is not there.
                 Err(RouterError::NotFound(_)) => Ok(()),
                 other => other,
             }

@@ -16,6 +16,9 @@ use super::{RouterError, TrafficRouter};
 use crate::k8s::names::Names;
 
 /// The TraefikService API resource of `group` (`traefik.io` by default).
+/// TraefikService groups: Traefik v3 `traefik.io`, v2 `traefik.containo.us`.
+pub const GROUPS: [&str; 2] = ["traefik.io", "traefik.containo.us"];
+
 pub fn api_resource(group: Option<&str>) -> ApiResource {
     let gvk = GroupVersionKind::gvk(group.unwrap_or("traefik.io"), "v1alpha1", "TraefikService");
     ApiResource::from_gvk_with_plural(&gvk, "traefikservices")

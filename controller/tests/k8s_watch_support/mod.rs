@@ -28,7 +28,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type WatchBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// How often a watch lists its collection.
-pub const POLL: Duration = Duration::from_millis(50);
+pub const POLL: Duration = Duration::from_millis(250);
 
 /// A client whose watches work: `inner` (a kube-fake-client) plus polling watches.
 pub fn with_watch(inner: Client) -> Client {
