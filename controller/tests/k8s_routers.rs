@@ -316,3 +316,92 @@ async fn nginx_compares_only_what_it_owns_and_follows_header_settings() {
     assert!(spec.tls.is_none_or(|t| t.is_empty()), "tls kept");
     assert_eq!(spec.ingress_class_name.as_deref(), Some("nginx"));
 }
+
+/// A patch interceptor that first changes the object itself (as another writer would between
+/// Sluice's read and its write), then lets Sluice's patch through.
+fn concurrent_writer(kind: &'static str) -> (interceptor::Funcs, Arc<AtomicUsize>) {
+    let n = Arc::new(AtomicUsize::new(0));
+    let c = n.clone();
+    let funcs = interceptor::Funcs::new().patch(move |ctx| {
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            let bump = json!({"metadata": {"labels": {"edited-by": "someone-else"}}});
+            match kind {
+                "Deployment" => {
+                    ctx.client
+                        .patch::<k8s_openapi::api::apps::v1::Deployment>(
+                            ctx.namespace,
+                            ctx.name,
+                            &bump,
+                            ctx.params,
+                        )
+                        .map(|_| ())?;
+                }
+                _ => {
+                    ctx.client
+                        .patch::<k8s_common::crds::TraefikService>(
+                            ctx.namespace,
+                            ctx.name,
+                            &bump,
+                            ctx.params,
+                        )
+                        .map(|_| ())?;
+                }
+            }
+        }
+        Ok(None)
+    });
+    (funcs, n)
+}
+
+fn is_conflict(e: &str) -> bool {
+    e.contains("409") || e.to_lowercase().contains("conflict")
+}
+
+#[tokio::test]
+async fn scaling_the_canary_is_guarded_by_the_resource_version_it_read() {
+    use sluice_controller::k8s::workloads::{KubeWorkloads, Workloads};
+    let (funcs, _) = concurrent_writer("Deployment");
+    let client = builder()
+        .with_object(target("podinfo:1.0", 3))
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap();
+    let w = KubeWorkloads::new(client.clone(), Names::of(&rollout()));
+    let err = w
+        .scale_canary(false)
+        .await
+        .expect_err("a stale write must fail");
+    assert!(is_conflict(&err.to_string()), "{err}");
+    let d = deployment(&client, APP).await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(3), "stale write applied");
+    // The next attempt reads again and succeeds.
+    w.scale_canary(false).await.unwrap();
+    let d = deployment(&client, APP).await.unwrap();
+    assert_eq!(d.spec.unwrap().replicas, Some(0));
+    assert_eq!(d.metadata.labels.unwrap()["edited-by"], "someone-else");
+}
+
+#[tokio::test]
+async fn traefik_weights_are_guarded_by_the_resource_version_they_read() {
+    let (funcs, _) = concurrent_writer("TraefikService");
+    let client = builder()
+        .with_interceptor_funcs(funcs)
+        .build()
+        .await
+        .unwrap();
+    let router = TraefikCrdRouter::new(
+        client.clone(),
+        Names::of(&rollout()),
+        &TraefikRouter::default(),
+    );
+    router.set_weight(0).await.unwrap(); // created: no patch yet
+    let err = router
+        .set_weight(30)
+        .await
+        .expect_err("a stale write must fail");
+    assert!(is_conflict(&err.to_string()), "{err}");
+    assert_eq!(router.current_weight().await.unwrap(), Some(0));
+    router.set_weight(30).await.unwrap();
+    assert_eq!(router.current_weight().await.unwrap(), Some(30));
+}

@@ -15,6 +15,8 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
     #[error("status write kept conflicting after {0} attempts")]
     ConflictRetriesExhausted(u32),
+    #[error("leadership ended during the reconcile; the leader continues")]
+    NotLeader,
 }
 
 impl Error {
@@ -30,7 +32,7 @@ impl Error {
             Error::Kube(e) => kube_is_permanent(e),
             Error::Router(RouterError::InvalidWeight(_))
             | Error::Router(RouterError::Rejected(_)) => true,
-            Error::Router(_) | Error::ConflictRetriesExhausted(_) => false,
+            Error::Router(_) | Error::ConflictRetriesExhausted(_) | Error::NotLeader => false,
         }
     }
 }

@@ -6,13 +6,14 @@
 //! writes with conflict retry), `finalizer`, `routers` (which `TrafficRouter`), `discovery` (which router
 //! CRDs the cluster serves), `analysis`,
 //! `guard` (Rollouts that do not decode), `events` (Events within the API
-//! server's limits), `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
+//! server's limits), `fence` (leadership ends by the Lease's own times), `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
 
 pub mod analysis;
 pub mod context;
 pub mod discovery;
 pub mod error;
 pub mod events;
+pub mod fence;
 pub mod finalizer;
 pub mod guard;
 pub mod hash;

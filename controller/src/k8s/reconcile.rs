@@ -105,6 +105,9 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
             }
             Err(e) => return Err(e),
         };
+    if !ctx.is_leader() {
+        return Err(Error::NotLeader);
+    }
     write_status(&api, rollout, &last.status).await?;
     publish(ctx, rollout, events).await;
     ctx.telemetry
@@ -125,7 +128,7 @@ async fn decide_and_act(
     let obs = observe(rollout, workloads, router).await?;
     let decision = core::step(&rollout.spec, status, &obs, now);
     let mut events = Vec::new();
-    let analysis_rev = execute(&decision, workloads, router, &mut events).await?;
+    let analysis_rev = execute(ctx, &decision, workloads, router, &mut events).await?;
     let mut last = decision;
     if let Some(revision) = analysis_rev {
         let mut current = rollout.clone();
@@ -141,7 +144,7 @@ async fn decide_and_act(
         };
         let second = core::step(&rollout.spec, &last.status, &obs2, now);
         // One analysis per reconcile: a second RunAnalysis waits for the next requeue.
-        execute(&second, workloads, router, &mut events).await?;
+        execute(ctx, &second, workloads, router, &mut events).await?;
         last = second;
     }
 
@@ -203,6 +206,7 @@ async fn observe(
 
 /// Run the decision's effects in order; Events are collected; returns the revision to analyse.
 async fn execute(
+    leader: &Context,
     decision: &Decision,
     workloads: &dyn Workloads,
     router: &dyn TrafficRouter,
@@ -210,6 +214,10 @@ async fn execute(
 ) -> Result<Option<String>, Error> {
     let mut analysis = None;
     for effect in &decision.effects {
+        // Leadership can end mid-reconcile (fenced by the Lease's times): no write after that.
+        if !leader.is_leader() {
+            return Err(Error::NotLeader);
+        }
         match effect {
             Effect::ApplyPrimary { revision } => {
                 workloads.apply_primary(revision).await?;

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use super::analysis::BridgeAnalysis;
 use super::context::Context;
 use super::discovery::{self, rollouts_for_httproute, rollouts_for_traefik_service};
+use super::fence;
 use super::guard::{decoded, error_policy_guarded, reconcile_guarded, GuardedRollout};
 use super::leader;
 use crate::api::{self, ApiState, AuthConfig, Secret};
@@ -285,7 +286,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "default".to_string());
         let e = leader::elect(client.clone(), &lease_ns, &args.lease_name).await?;
         info!(lease = %args.lease_name, namespace = %lease_ns, identity = %leader::identity(), "leader election on");
-        let rx = e.leader.clone();
+        // Act only while the Lease's own times allow it, whatever the elector still reports.
+        let rx = fence::fenced(
+            Api::namespaced(client.clone(), &lease_ns),
+            args.lease_name.clone(),
+            leader::identity(),
+            e.leader.clone(),
+            Arc::new(crate::clock::SystemClock),
+        );
         _election = Some(e);
         rx
     } else {

@@ -270,7 +270,10 @@ impl Workloads for KubeWorkloads {
                     return Ok(());
                 }
                 json!({
-                    "metadata": {"annotations": {DESIRED_REPLICAS_ANNOTATION: null}},
+                    "metadata": {
+                        "annotations": {DESIRED_REPLICAS_ANNOTATION: null},
+                        "resourceVersion": target.metadata.resource_version,
+                    },
                     "spec": {"replicas": want}
                 })
             } else {
@@ -279,10 +282,16 @@ impl Workloads for KubeWorkloads {
                 }
                 // An HPA stops acting on a Deployment at 0 replicas, so this is not fought.
                 json!({
-                    "metadata": {"annotations": {DESIRED_REPLICAS_ANNOTATION: current.to_string()}},
+                    "metadata": {
+                        "annotations": {DESIRED_REPLICAS_ANNOTATION: current.to_string()},
+                        "resourceVersion": target.metadata.resource_version,
+                    },
                     "spec": {"replicas": 0}
                 })
             };
+            // Guarded by the resourceVersion just read: if the user (or another replica) changed
+            // the Deployment meanwhile, the write fails with 409 and the next reconcile decides
+            // again on what is there now.
             self.deployments
                 .patch(&self.names.target, &pp(), &Patch::Merge(&patch))
                 .await?;

@@ -144,7 +144,11 @@ impl TraefikCrdRouter {
                 let wanted = merged_members(Some(&existing.data), &self.names, weight);
                 let current = existing.data.pointer("/spec/weighted/services");
                 if current != Some(&Value::Array(wanted.clone())) {
-                    let patch = json!({"spec": {"weighted": {"services": wanted}}});
+                    // resourceVersion: a concurrent edit makes the whole-array write fail (409).
+                    let patch = json!({
+                        "metadata": {"resourceVersion": existing.metadata.resource_version},
+                        "spec": {"weighted": {"services": wanted}}
+                    });
                     let pp = PatchParams {
                         field_manager: Some(crate::k8s::workloads::FIELD_MANAGER.to_string()),
                         ..PatchParams::default()

@@ -40,6 +40,7 @@ pub mod crds {
         kind = "TraefikService",
         plural = "traefikservices",
         namespaced,
+        derive = "Default",
         schema = "disabled"
     )]
     pub struct TraefikServiceSpec {
