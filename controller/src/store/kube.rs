@@ -123,9 +123,9 @@ impl RolloutStore for KubeStore {
         Box::pin(async move {
             if let Some(cache) = self.ready_cache().await {
                 // A miss may be an object created a moment ago: ask the API server then.
-                if let Some(Ok(r)) = cache
+                if let Some(r) = cache
                     .get(&ObjectRef::new(name).within(namespace))
-                    .map(|g| g.0.clone())
+                    .and_then(|g| g.0.as_ref().ok().cloned())
                 {
                     return Ok(r);
                 }
