@@ -110,6 +110,12 @@ pub struct ServiceSpec {
     /// Port name, default `http`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_name: Option<String>,
+    /// Manage the apex Service (`name`, default the target's name) too: it selects the serving
+    /// (primary) pods, so in-cluster callers of that name reach the stable version before,
+    /// during and after a rollout. Sluice creates it (one of that name that is not Sluice's
+    /// blocks the Rollout) and on Rollout deletion hands it back selecting the target's pods.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apex: bool,
 }
 
 /// Rollout strategy: exactly one of the two.

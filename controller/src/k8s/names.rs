@@ -30,6 +30,8 @@ pub struct Names {
     pub primary_service: String,
     /// Service in front of the target (canary) pods.
     pub canary_service: String,
+    /// The apex Service `BASE` (selecting the primary pods), when the Rollout asks for one.
+    pub apex_service: Option<String>,
     pub port: i32,
     pub target_port: i32,
     pub port_name: String,
@@ -49,6 +51,7 @@ impl Names {
             primary: format!("{target}-primary"),
             target,
             primary_service: format!("{base}-primary"),
+            apex_service: spec.service.apex.then(|| base.clone()),
             // Blue/green may name its preview Service; it is the canary Service then.
             canary_service: spec
                 .strategy

@@ -261,6 +261,41 @@ pub fn primary_service(names: &Names, target: &Deployment) -> Service {
     )
 }
 
+/// The apex Service `BASE` (when asked for): selects the primary (serving) pods.
+pub fn apex_service(names: &Names, name: &str, target: &Deployment) -> Service {
+    service(names, name, primary_selector(target, names))
+}
+
+/// Merge patch that hands the apex Service back on Rollout deletion: it selects the target's
+/// pods (which get their replicas back) and loses Sluice's labels and owner reference, so
+/// garbage collection leaves it to its callers.
+pub fn release_apex_patch(existing: &Service, target: &Deployment) -> serde_json::Value {
+    let want = target_selector(target);
+    let mut selector = serde_json::Map::new();
+    for k in existing
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        if !want.contains_key(k) {
+            selector.insert(k.clone(), serde_json::Value::Null);
+        }
+    }
+    for (k, v) in want {
+        selector.insert(k, serde_json::Value::String(v));
+    }
+    serde_json::json!({
+        "metadata": {
+            "ownerReferences": null,
+            "labels": {MANAGED_BY_LABEL: null, ROLLOUT_LABEL: null}
+        },
+        "spec": {"selector": selector}
+    })
+}
+
 /// `NAME-canary` Service: selects the target's pods.
 pub fn canary_service(names: &Names, target: &Deployment) -> Service {
     service(names, &names.canary_service, target_selector(target))

@@ -13,8 +13,8 @@ use tracing::{debug, info};
 use super::error::{is_not_found, Error};
 use super::names::{is_managed, Names, DESIRED_REPLICAS_ANNOTATION};
 use super::objects::{
-    canary_service, desired_replicas, not_ours, primary_deployment, primary_revision,
-    primary_service, selector_changed, service_patch, workload_state,
+    apex_service, canary_service, desired_replicas, not_ours, primary_deployment, primary_revision,
+    primary_service, release_apex_patch, selector_changed, service_patch, workload_state,
 };
 use super::raw::{
     deployment_resource, keep_previous_template, raw_revision, reverted_primary, to_dynamic,
@@ -105,8 +105,34 @@ impl KubeWorkloads {
     async fn ensure_services_for(&self, target: &Deployment) -> Result<(), Error> {
         self.ensure_service(primary_service(&self.names, target))
             .await?;
+        if let Some(apex) = &self.names.apex_service {
+            self.ensure_service(apex_service(&self.names, apex, target))
+                .await?;
+        }
         self.ensure_service(canary_service(&self.names, target))
             .await
+    }
+
+    /// The apex Service back to the user, selecting the target's pods (Rollout deletion).
+    async fn release_apex(&self) -> Result<(), Error> {
+        let Some(apex) = &self.names.apex_service else {
+            return Ok(());
+        };
+        let (Some(svc), Some(target)) = (
+            self.services.get_opt(apex).await?,
+            self.deployments.get_opt(&self.names.target).await?,
+        ) else {
+            return Ok(());
+        };
+        if not_ours(&self.names, "Service", &svc.metadata).is_some() {
+            return Ok(());
+        }
+        let patch = release_apex_patch(&svc, &target);
+        self.services
+            .patch(apex, &pp(), &Patch::Merge(&patch))
+            .await?;
+        info!(service = %apex, "handed the apex service back, selecting the target's pods");
+        Ok(())
     }
 
     /// A Deployment as raw JSON and as the typed view of it.
@@ -303,6 +329,7 @@ impl Workloads for KubeWorkloads {
     fn cleanup(&self) -> BoxFuture<'_, Result<(), Error>> {
         Box::pin(async move {
             self.scale_canary(true).await?;
+            self.release_apex().await?;
             if let Some(svc) = self.services.get_opt(&self.names.canary_service).await? {
                 if is_managed(&svc.metadata.labels.clone().unwrap_or_default()) {
                     match self
