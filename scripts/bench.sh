@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces every benchmark table: builds release once, then runs
-#   1. `sluice bench`            decision quality (docs/benchmarks.md)
+#   1. `sluice bench`            decision quality (docs/benchmarks.md), and its validity grid
+#      (`--suite validity`), and the real-Prometheus calibration (promtool backfill)
 #   2. alert_latency bench       alert -> rollback latency, real Alertmanager + NGINX
 #   3. scale bench               1,000 and 5,000 rollouts on the in-memory Kubernetes API
 # Tables go to stdout; JSON and Markdown to bench-results/ (or $OUT).
@@ -50,6 +51,14 @@ TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 step "decision quality: sluice bench${QUICK:+ --quick}"
 failed=""
 "$TARGET/release/sluice" bench --out "$OUT" ${QUICK:+--quick} || failed="$failed sluice-bench"
+
+step "validity grid: sluice bench --suite validity${QUICK:+ --quick}"
+"$TARGET/release/sluice" bench --suite validity --out "$OUT/validity" ${QUICK:+--quick} ||
+    failed="$failed sluice-bench-validity"
+
+step "calibration on a real Prometheus: ${CALIBRATION_ROLLOUTS:=20} simulated rollouts backfilled with promtool"
+SLUICE_CALIBRATION_ROLLOUTS="$CALIBRATION_ROLLOUTS" cargo test --release -p sluice-tests \
+    --test calibration_real -- --nocapture || failed="$failed calibration"
 
 step "alert -> rollback latency: $ABORTS aborts"
 "$ALERT_BIN" --aborts "$ABORTS" --json "$OUT/alert_latency.json" | tee "$OUT/alert_latency.md" ||
