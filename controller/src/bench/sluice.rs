@@ -345,3 +345,50 @@ impl Policy for Sluice {
         Control { weight, decided }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bench's Sluice is the product's path: its evidence lives in the simulated Rollout's
+    /// status (as the shells persist it) and no analysis run errors against the simulated
+    /// Prometheus, which answers only the raw selectors the built-ins send.
+    #[test]
+    fn analysis_runs_through_the_status_and_the_simulated_prometheus() {
+        let sc = Scenario::errors(5.0);
+        let mut p = Sluice::new(&SluiceConfig::default(), &sc, 3);
+        let mut traffic = Traffic::new(&sc, 3);
+        let mut h = History::default();
+        let mut decided = None;
+        for t in 0..900 {
+            let c = p.control(t, &h);
+            if c.decided.is_some() {
+                decided = c.decided;
+                break;
+            }
+            h.seconds.push(traffic.second(t, c.weight));
+        }
+        assert_eq!(decided, Some(Outcome::RolledBack));
+        let metrics = &p.sim.status.analysis.metrics;
+        assert_eq!(metrics.len(), 2, "{metrics:?}");
+        for m in metrics {
+            assert_eq!(m.errors, 0, "{}: {:?}", m.name, m.last_reason);
+            let state = m
+                .sequential_state
+                .as_ref()
+                .expect("evidence persisted in status");
+            let canary = state["sequential"]["canaryRequests"]
+                .as_f64()
+                .unwrap_or(0.0);
+            assert!(canary > 0.0, "{}: {state}", m.name);
+        }
+        // The simulated Prometheus holds ingress-nginx's shape, canary series included.
+        let canary_series = p
+            .prom
+            .dump()
+            .into_iter()
+            .filter(|(l, _)| l.get("canary").map(String::as_str) == Some(CANARY_UPSTREAM))
+            .count();
+        assert!(canary_series > 0);
+    }
+}
