@@ -61,6 +61,8 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(_) => ApiError::conflict("conflict", msg),
             StoreError::Unavailable(_) => ApiError::unavailable(msg),
             StoreError::Forbidden(_) => ApiError::forbidden(msg),
+            StoreError::Unsupported(_) => ApiError::conflict("not_applicable", msg),
+            StoreError::Invalid(_) => ApiError::bad_request(msg),
         }
     }
 }

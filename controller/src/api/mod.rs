@@ -41,6 +41,38 @@ pub struct ApiState {
     pub poll_interval: Duration,
     /// Longest the webhook and /readyz wait for the store before answering 503.
     pub store_deadline: Duration,
+    /// What `GET /api/v1/info` tells clients (mode, default namespace).
+    pub info: ServerInfo,
+}
+
+/// `GET /api/v1/info`: which kind of server this is, so clients pick fitting defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerInfo {
+    /// `kubernetes` or `standalone`.
+    pub mode: String,
+    /// Namespace the CLI uses when `-n` is not given (`standalone` for `sluice run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_namespace: Option<String>,
+    pub version: String,
+}
+
+impl ServerInfo {
+    pub fn kubernetes() -> Self {
+        ServerInfo {
+            mode: "kubernetes".to_string(),
+            default_namespace: None,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    pub fn standalone(namespace: &str) -> Self {
+        ServerInfo {
+            mode: "standalone".to_string(),
+            default_namespace: Some(namespace.to_string()),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
 }
 
 impl ApiState {
@@ -51,7 +83,13 @@ impl ApiState {
             auth,
             poll_interval: Duration::from_millis(250),
             store_deadline: webhook::WEBHOOK_DEADLINE,
+            info: ServerInfo::kubernetes(),
         }
+    }
+
+    pub fn with_info(mut self, info: ServerInfo) -> Self {
+        self.info = info;
+        self
     }
 }
 
@@ -66,6 +104,11 @@ pub fn router(state: ApiState) -> Router {
         .route(&format!("{rollout}/abort"), post(rollouts::abort))
         .route(&format!("{rollout}/pause"), post(rollouts::pause))
         .route(&format!("{rollout}/resume"), post(rollouts::resume))
+        .route(
+            &format!("{rollout}/set-version"),
+            post(rollouts::set_version),
+        )
+        .route("/api/v1/info", get(info))
         .route(&format!("{rollout}/wait"), get(rollouts::wait))
         .route(&format!("{rollout}/events"), get(events::events))
         .route("/metrics", get(metrics))
@@ -93,6 +136,10 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
         )],
         state.telemetry.render(),
     )
+}
+
+async fn info(State(state): State<ApiState>) -> axum::Json<ServerInfo> {
+    axum::Json(state.info.clone())
 }
 
 async fn healthz() -> &'static str {

@@ -45,6 +45,9 @@ pub enum WaitOutcome {
     Timeout,
     /// Another revision replaced the one waited for.
     Superseded,
+    /// The rollout cannot start or move (`Ready=False`, reason `Blocked` or `InvalidSpec`): a
+    /// router that refuses its config, a failing hook, an invalid spec or file.
+    Blocked,
 }
 
 impl WaitOutcome {
@@ -56,10 +59,12 @@ impl WaitOutcome {
             WaitOutcome::Paused => "paused",
             WaitOutcome::Timeout => "timeout",
             WaitOutcome::Superseded => "superseded",
+            WaitOutcome::Blocked => "blocked",
         }
     }
 
-    /// CLI exit code: 0 success, 2 rolled back, 3 paused, 4 timeout, 5 superseded (1 is any error).
+    /// CLI exit code: 0 success, 2 rolled back, 3 paused, 4 timeout, 5 superseded, 6 blocked
+    /// (1 is any error).
     pub fn exit_code(&self) -> i32 {
         match self {
             WaitOutcome::Promoted | WaitOutcome::Completed => 0,
@@ -67,6 +72,7 @@ impl WaitOutcome {
             WaitOutcome::Paused => 3,
             WaitOutcome::Timeout => 4,
             WaitOutcome::Superseded => 5,
+            WaitOutcome::Blocked => 6,
         }
     }
 
@@ -78,6 +84,7 @@ impl WaitOutcome {
             WaitOutcome::Paused => 423,
             WaitOutcome::Timeout => 408,
             WaitOutcome::Superseded => 410,
+            WaitOutcome::Blocked => 424,
         }
     }
 
@@ -89,6 +96,7 @@ impl WaitOutcome {
             WaitOutcome::Paused,
             WaitOutcome::Timeout,
             WaitOutcome::Superseded,
+            WaitOutcome::Blocked,
         ]
         .into_iter()
         .find(|o| o.http_status() == code)
@@ -104,14 +112,22 @@ pub struct WaitResult {
     pub revision: Option<String>,
 }
 
-/// Follows one rollout across observations. Without an expected revision it locks onto the
-/// revision in progress at the first observation.
+/// How long a rollout may report `Blocked` before a wait ends with [`WaitOutcome::Blocked`]
+/// (a router reload that fails once is retried; one that keeps failing needs a human).
+pub const DEFAULT_BLOCKED_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Follows one rollout across observations. Without an expected revision it waits for the
+/// revision the target has now (`desiredRevision` of the first observation that has one), so a
+/// revision that was never rolled out is never reported as promoted.
 #[derive(Debug, Clone)]
 pub struct WaitTracker {
     want: WaitFor,
     expected: Option<String>,
     locked: Option<String>,
     seen: bool,
+    grace: chrono::Duration,
+    /// When this tracker first saw the rollout blocked (reset when it is not).
+    blocked_since: Option<DateTime<Utc>>,
 }
 
 fn done(outcome: WaitOutcome, reason: impl Into<String>, rev: Option<&str>) -> Option<WaitResult> {
@@ -129,7 +145,16 @@ impl WaitTracker {
             expected: revision.filter(|r| !r.is_empty()),
             locked: None,
             seen: false,
+            grace: chrono::Duration::seconds(DEFAULT_BLOCKED_GRACE.as_secs() as i64),
+            blocked_since: None,
         }
+    }
+
+    /// End with `Blocked` once the rollout has reported a block for this long (`Blocked`
+    /// reasons only; an `InvalidSpec` ends the wait at once).
+    pub fn with_blocked_grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        self
     }
 
     fn success(&self) -> WaitOutcome {
@@ -139,45 +164,53 @@ impl WaitTracker {
         }
     }
 
+    /// The revision this wait is about, once known.
+    pub fn revision(&self) -> Option<&str> {
+        self.expected.as_deref().or(self.locked.as_deref())
+    }
+
     /// Some(result) when the wait is over; None to keep waiting.
     pub fn observe(&mut self, v: &RolloutView, now: DateTime<Utc>) -> Option<WaitResult> {
         if self.expected.is_none() && self.locked.is_none() {
-            if v.phase.in_progress() {
-                self.locked = v.canary_revision.clone();
-            } else {
-                return self.first_idle_observation(v, now);
-            }
+            self.locked = v.desired_revision.clone().or_else(|| {
+                // A server that cannot tell what the target runs: follow the revision in
+                // progress; when nothing is, wait (and say so at the timeout) rather than guess.
+                v.phase
+                    .in_progress()
+                    .then(|| v.canary_revision.clone())
+                    .flatten()
+            });
         }
-        let rev = self.expected.clone().or_else(|| self.locked.clone())?;
+        let rev = self.revision()?.to_string();
         self.judge(v, &rev, now)
     }
 
-    /// No revision given and nothing in progress: report on the latest revision.
-    fn first_idle_observation(
+    /// Blocked for long enough (or invalid): the wait ends; a cleared block restarts the clock.
+    fn check_blocked(
         &mut self,
         v: &RolloutView,
+        rev: &str,
         now: DateTime<Utc>,
     ) -> Option<WaitResult> {
-        match v.phase {
-            Phase::Failed => done(
-                WaitOutcome::RolledBack,
-                abort_reason(v),
-                v.canary_revision.as_deref(),
-            ),
-            Phase::Succeeded | Phase::Idle => {
-                if self.want == WaitFor::Completed && v.in_post_promotion_watch(now) {
-                    self.locked = v.stable_revision.clone();
-                    return None;
-                }
-                let reason = match (&v.phase, &v.stable_revision) {
-                    (Phase::Idle, Some(s)) => format!("nothing to roll out; stable revision {s}"),
-                    (_, Some(s)) => format!("revision {s} promoted"),
-                    _ => "nothing to roll out".to_string(),
-                };
-                done(self.success(), reason, v.stable_revision.as_deref())
-            }
-            _ => None,
+        let Some(b) = &v.blocked else {
+            self.blocked_since = None;
+            return None;
+        };
+        let since = *self.blocked_since.get_or_insert(now);
+        let invalid = b.reason == crate::core::conditions::REASON_INVALID;
+        if invalid || now - since >= self.grace {
+            let what = if v.canary_revision.as_deref() == Some(rev) && v.phase.in_progress() {
+                format!("rollout of {rev} is stuck")
+            } else {
+                format!("revision {rev} cannot be rolled out")
+            };
+            return done(
+                WaitOutcome::Blocked,
+                format!("{what} ({}): {}", b.reason, b.message),
+                Some(rev),
+            );
         }
+        None
     }
 
     fn judge(&mut self, v: &RolloutView, rev: &str, now: DateTime<Utc>) -> Option<WaitResult> {
@@ -205,6 +238,9 @@ impl WaitTracker {
                 format!("revision {rev} promoted"),
                 Some(rev),
             );
+        }
+        if let Some(r) = self.check_blocked(v, rev, now) {
+            return Some(r);
         }
         if ours_canary {
             return match v.phase {
@@ -243,17 +279,32 @@ impl WaitTracker {
 
     /// The result when the deadline passes without a decision.
     pub fn timeout(&self, v: Option<&RolloutView>) -> WaitResult {
-        let reason = match v {
-            Some(v) => format!(
-                "timed out: rollout is {} at step {}/{} with {}% canary traffic",
-                v.phase, v.step, v.total_steps, v.weight
+        let reason = match (v, self.revision()) {
+            (None, _) => "timed out before the rollout could be read".to_string(),
+            (Some(_), None) => "timed out: the server does not say which revision the target \
+                 runs now and none is in progress; pass --revision"
+                .to_string(),
+            (Some(v), Some(rev)) if !self.seen => format!(
+                "timed out: revision {rev} has not started; rollout is {} (stable {}){}",
+                v.phase,
+                v.stable_revision.as_deref().unwrap_or("none"),
+                v.message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             ),
-            None => "timed out before the rollout could be read".to_string(),
+            (Some(v), Some(_)) => format!(
+                "timed out: rollout is {} at step {}/{} with {}% canary traffic",
+                v.phase,
+                v.step_display(),
+                v.total_steps,
+                v.weight
+            ),
         };
         WaitResult {
             outcome: WaitOutcome::Timeout,
             reason,
-            revision: self.expected.clone().or_else(|| self.locked.clone()),
+            revision: self.revision().map(str::to_string),
         }
     }
 }
@@ -291,6 +342,27 @@ pub fn check_command(
                 format!(
                     "rollout is on revision {}, not {rev}",
                     current.unwrap_or("(none)")
+                ),
+            ));
+        }
+    }
+    if action == CommandAction::Resume && v.phase == Phase::Paused {
+        use crate::core::conditions as cond;
+        let at_pause_step = v.conditions.iter().any(|c| {
+            c.type_ == cond::PAUSED
+                && c.status == "True"
+                && (c.reason == cond::REASON_PAUSE_STEP
+                    || c.reason == cond::REASON_AWAITING_PROMOTION)
+        });
+        if at_pause_step {
+            return Err((
+                "not_applicable",
+                format!(
+                    "rollout {} waits at a pause step (step {}/{}): only promote moves it on \
+                     (resume releases a pause command or an analysis hold)",
+                    v.name,
+                    v.step_display(),
+                    v.total_steps
                 ),
             ));
         }

@@ -52,7 +52,20 @@ pub async fn get(
         .check_api(&headers, Verb::Read, Some(&ns), Some(&name))
         .await?;
     let r = state.store.get(&ns, &name).await?;
-    Ok(Json(RolloutView::from_rollout(&r)))
+    Ok(Json(view_with_desired(&state, &r).await))
+}
+
+/// The view with the revision the target has now; a store that cannot read it leaves it out
+/// (a wait then says so instead of guessing).
+pub async fn view_with_desired(state: &ApiState, r: &sluice_crds::Rollout) -> RolloutView {
+    let desired = match state.store.desired_revision(r).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the target's revision");
+            None
+        }
+    };
+    RolloutView::from_rollout(r).with_desired(desired)
 }
 
 /// Optional body of a command.
@@ -199,6 +212,19 @@ pub struct WaitQuery {
     pub timeout: Option<String>,
     #[serde(default)]
     pub revision: Option<String>,
+    /// How long the rollout may report `Blocked` before the wait ends `blocked` (default 30s).
+    #[serde(default, rename = "blockedAfter")]
+    pub blocked_after: Option<String>,
+}
+
+/// `blockedAfter` of a wait query (default [`super::outcome::DEFAULT_BLOCKED_GRACE`]).
+pub fn parse_blocked_after(q: &WaitQuery) -> Result<Duration, ApiError> {
+    match q.blocked_after.as_deref() {
+        None => Ok(super::outcome::DEFAULT_BLOCKED_GRACE),
+        Some(s) => {
+            parse_duration(s).map_err(|e| ApiError::bad_request(format!("blockedAfter: {e}")))
+        }
+    }
 }
 
 /// Parsed wait parameters.
@@ -233,14 +259,15 @@ pub async fn wait(
         .await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let (want, timeout, revision) = parse_wait_query(&q)?;
+    let grace = parse_blocked_after(&q)?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut tracker = WaitTracker::new(want, revision);
+    let mut tracker = WaitTracker::new(want, revision).with_blocked_grace(grace);
     let mut last: Option<RolloutView>;
     loop {
         // Unknown rollout: 404 at once; transient store errors are retried until the deadline.
         match state.store.get(&ns, &name).await {
             Ok(r) => {
-                let view = RolloutView::from_rollout(&r);
+                let view = view_with_desired(&state, &r).await;
                 if let Some(result) = tracker.observe(&view, Utc::now()) {
                     return Ok(wait_response(result));
                 }
@@ -265,4 +292,65 @@ fn wait_response(result: super::outcome::WaitResult) -> Response {
     let status = StatusCode::from_u16(result.outcome.http_status())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(result)).into_response()
+}
+
+/// Body of `POST .../set-version`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetVersionBody {
+    pub version: String,
+    /// New canary `host:port` (standalone); default: the file's `canary.address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Answer of `POST .../set-version`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetVersionResponse {
+    pub namespace: String,
+    pub name: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// `POST .../set-version` `{"version": "v2", "address": "host:port"}`: standalone only; the
+/// state machine sees the new target revision at the next tick and starts a rollout of it.
+pub async fn set_version(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+    body: Result<Json<SetVersionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<SetVersionResponse>), ApiError> {
+    let principal = state
+        .auth
+        .check_api(&headers, Verb::Command, Some(&ns), Some(&name))
+        .await?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if body.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
+        return Err(ApiError::bad_request(format!(
+            "reason longer than {MAX_REASON} bytes"
+        )));
+    }
+    let change = crate::store::VersionChange {
+        version: body.version.clone(),
+        address: body.address.clone(),
+        by: Some(principal.name.clone()),
+        reason: body.reason,
+    };
+    state.store.set_version(&ns, &name, change).await?;
+    state.telemetry.record_command("set-version", "api");
+    tracing::info!(namespace = %ns, %name, version = %body.version, by = %principal.name, "version set");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(SetVersionResponse {
+            namespace: ns,
+            name,
+            version: body.version,
+            address: body.address,
+        }),
+    ))
 }

@@ -58,6 +58,16 @@ pub struct PendingCommandView {
     pub at: DateTime<Utc>,
 }
 
+/// A rollout that cannot start or move, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockedView {
+    /// `Blocked` (an action keeps failing) or `InvalidSpec` (the spec or file is refused).
+    pub reason: String,
+    pub message: String,
+    pub since: DateTime<Utc>,
+}
+
 /// Status of one rollout for people and pipelines.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -80,6 +90,15 @@ pub struct RolloutView {
     pub stable_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_revision: Option<String>,
+    /// The revision the target has now (Kubernetes: the target's pod-template hash; standalone:
+    /// `canary.version` in the file), whether or not a rollout of it has started. `wait` without
+    /// `--revision` waits for this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_revision: Option<String>,
+    /// Why the rollout cannot start or move (`Ready=False` with reason `Blocked` or
+    /// `InvalidSpec`), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<BlockedView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_stable_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +157,12 @@ impl RolloutView {
             paused: spec.paused,
             stable_revision: status.stable_revision.clone(),
             canary_revision: status.canary_revision.clone(),
+            desired_revision: None,
+            blocked: crate::core::conditions::blocked(&status).map(|c| BlockedView {
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+                since: c.last_transition_time,
+            }),
             previous_stable_revision: status.previous_stable_revision.clone(),
             started_at: status.started_at,
             promoted_at: status.promoted_at,
@@ -157,6 +182,22 @@ impl RolloutView {
                 by: c.by,
                 at: c.at,
             }),
+        }
+    }
+
+    /// The view with the revision the target has now (see [`RolloutView::desired_revision`]).
+    pub fn with_desired(mut self, desired: Option<String>) -> Self {
+        self.desired_revision = desired.filter(|d| !d.is_empty());
+        self
+    }
+
+    /// The step as people count it: the one under way (1-based) while a rollout runs, else the
+    /// number of steps done. `step` in JSON stays the 0-based index of `status.currentStep`.
+    pub fn step_display(&self) -> u32 {
+        if self.phase.in_progress() && self.step < self.total_steps {
+            self.step + 1
+        } else {
+            self.step.min(self.total_steps)
         }
     }
 

@@ -4,6 +4,25 @@ use std::fmt::Write as _;
 
 use crate::api::RolloutView;
 
+/// A number for people: at most 4 significant decimals, no trailing zeros (`0.9523`, `1.2`, `42`).
+pub fn number(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    let digits = if x.abs() >= 100.0 { 1 } else { 4 };
+    let s = format!("{x:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s
+    }
+}
+
 /// Multi-line status of one rollout.
 pub fn status_text(v: &RolloutView) -> String {
     let mut s = String::new();

@@ -92,7 +92,7 @@ fn canary_ready(cx: &mut Ctx, canary: &str) -> bool {
             cx.st.step_started_at = Some(now);
         }
         cx.st
-            .set_condition(cond::CANARY_READY, true, "Ready", "canary pods ready", now);
+            .set_condition(cond::CANARY_READY, true, "Ready", "canary ready", now);
         return true;
     }
     if t.replicas == 0 {
@@ -102,7 +102,7 @@ fn canary_ready(cx: &mut Ctx, canary: &str) -> bool {
         cond::CANARY_READY,
         false,
         "NotReady",
-        "waiting for canary pods",
+        "waiting for the canary to be ready",
         now,
     );
     let since = cx
@@ -158,13 +158,16 @@ fn run_steps(cx: &mut Ctx) {
             Step::Pause(None) => {
                 let (reason, msg) = if cx.plan.blue_green {
                     (
-                        "AwaitingPromotion",
+                        cond::REASON_AWAITING_PROMOTION,
                         format!(
                             "{label}: analysis passed, waiting for promote (autoPromote is off)"
                         ),
                     )
                 } else {
-                    ("PauseStep", format!("{label}: paused until promoted"))
+                    (
+                        cond::REASON_PAUSE_STEP,
+                        format!("{label}: paused until promoted"),
+                    )
                 };
                 cx.st.phase = Phase::Paused;
                 cx.st

@@ -77,6 +77,9 @@ pub(crate) fn tick(cx: &mut Ctx) {
         .set_condition(cond::PROGRESSING, false, "RolledBack", &msg, now);
     cx.st
         .set_condition(cond::PAUSED, false, "RolledBack", &msg, now);
+    // `Promoted` said "rolling out revision ..." since the start; the revision was not promoted.
+    cx.st
+        .set_condition(cond::PROMOTED, false, "RolledBack", &msg, now);
     cx.message(msg.clone());
     cx.event(EventType::Warning, "RolledBack", msg);
 }

@@ -28,7 +28,7 @@ pub enum NginxReload {
 
 /// Where the NGINX files are and how to reach NGINX (the standalone YAML's `router.nginx`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct NginxFileSpec {
     /// Main config, passed to `nginx -t -c` and `nginx -s reload -c`.
     pub conf: PathBuf,

@@ -16,7 +16,7 @@ use crate::standalone::atomic::{read_optional, write_atomic};
 
 /// Where the dynamic file is and what its services are called (the standalone YAML's `router.traefik`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct TraefikFileSpec {
     /// The file Sluice owns, inside the directory the file provider watches (e.g. `dyn/app.yml`).
     pub file: PathBuf,

@@ -19,7 +19,7 @@ pub const NAMESPACE: &str = "standalone";
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct StandaloneConfig {
     /// Default Prometheus for rollouts whose analysis names none, e.g. `http://127.0.0.1:9090`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,18 +43,29 @@ pub struct StandaloneConfig {
     pub rollouts: Vec<RolloutConfig>,
 }
 
-/// An AnalysisTemplate without Kubernetes metadata.
+/// An AnalysisTemplate without Kubernetes metadata (`name`, `args`, `metrics`). The fields are
+/// spelled out rather than flattened so that unknown fields inside a template are reported too.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateConfig {
     pub name: String,
-    #[serde(flatten)]
-    pub spec: AnalysisTemplateSpec,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<sluice_crds::TemplateArg>,
+    pub metrics: Vec<sluice_crds::MetricSpec>,
+}
+
+impl TemplateConfig {
+    pub fn spec(&self) -> AnalysisTemplateSpec {
+        AnalysisTemplateSpec {
+            args: self.args.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
 }
 
 /// One backend: where it listens and which version it runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct BackendConfig {
     /// `host:port`.
     pub address: String,
@@ -69,7 +80,7 @@ pub struct BackendConfig {
 
 /// Exactly one file router.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RouterConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx: Option<NginxFileSpec>,
@@ -80,7 +91,7 @@ pub struct RouterConfig {
 /// Commands run on effects the file world cannot do itself (`argv`, no shell). They get
 /// `SLUICE_ROLLOUT`, `SLUICE_REVISION` and `SLUICE_STABLE_ADDRESS` / `SLUICE_CANARY_ADDRESS`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct HooksConfig {
     /// Run when a revision is promoted: deploy it to the stable backend. Without it, promotion
     /// only records the new stable revision (the stable backend keeps what it runs).
@@ -98,7 +109,7 @@ pub struct HooksConfig {
 
 /// Values of `{{primary}}` / `{{canary}}` in queries (the arms' metric labels).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct MetricLabels {
     pub primary: String,
     pub canary: String,
@@ -106,7 +117,7 @@ pub struct MetricLabels {
 
 /// One rollout.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct RolloutConfig {
     pub name: String,
     pub stable: BackendConfig,
@@ -150,6 +161,10 @@ pub enum ConfigError {
     },
     #[error("{path} is not a valid rollouts file: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error(
+        "{path}: unknown field {fields} (check the spelling; docs: examples/standalone/README.md)"
+    )]
+    Unknown { path: PathBuf, fields: String },
     #[error("{path}: rollout {name:?}: {message}")]
     Invalid {
         path: PathBuf,
@@ -158,7 +173,40 @@ pub enum ConfigError {
     },
 }
 
+/// Whether `address` is a usable `host:port` (a port number after the last colon).
+pub fn check_address(address: &str) -> Result<(), String> {
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(())
+        }
+        _ => Err(format!("{address:?} is not host:port")),
+    }
+}
+
+/// Whether `version` can be a revision: 1..=128 printable characters without spaces.
+pub fn check_version(version: &str) -> Result<(), String> {
+    if version.is_empty() || version.len() > 128 || !version.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "version {version:?} must be 1 to 128 printable characters without spaces"
+        ));
+    }
+    Ok(())
+}
+
 impl RolloutConfig {
+    /// This rollout with a `sluice set-version` override applied, while the file's own
+    /// `canary.version` is still the one it was set against (a later file edit wins).
+    pub fn with_override(&self, o: Option<&super::state::VersionOverride>) -> RolloutConfig {
+        let mut cfg = self.clone();
+        if let Some(o) = o.filter(|o| o.file_version == self.canary.version) {
+            cfg.canary.version = Some(o.version.clone());
+            if let Some(a) = &o.address {
+                cfg.canary.address = a.clone();
+            }
+        }
+        cfg
+    }
+
     /// The revision rolled out now: the canary's version, else the stable one.
     pub fn target_version(&self) -> Option<&str> {
         self.canary
@@ -244,8 +292,8 @@ impl RolloutConfig {
             problems.push("stable.version is required".to_string());
         }
         for (what, b) in [("stable", &self.stable), ("canary", &self.canary)] {
-            if !b.address.contains(':') {
-                problems.push(format!("{what}.address must be host:port"));
+            if let Err(e) = check_address(&b.address) {
+                problems.push(format!("{what}.address: {e}"));
             }
         }
         match (&self.router.nginx, &self.router.traefik) {
@@ -254,6 +302,11 @@ impl RolloutConfig {
         }
         if let Err(e) = sluice_crds::validate(&self.rollout_spec(), Some(templates)) {
             problems.push(e.to_string());
+        }
+        for m in self.analysis.iter().flat_map(|a| &a.metrics) {
+            if let Err(e) = check_builtin(m) {
+                problems.push(format!("analysis metric {:?}: {e}", m.name));
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -266,12 +319,29 @@ impl RolloutConfig {
 impl StandaloneConfig {
     /// Parse and check a file's text; relative paths of routers resolve against `base_dir`.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let mut cfg: StandaloneConfig =
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut unknown = Vec::new();
+        let parsed: Result<StandaloneConfig, _> =
+            serde_saphyr::with_deserializer_from_str(text, |de| {
+                serde_ignored::deserialize(de, |p| unknown.push(field_path(&p)))
+            });
+        if !unknown.is_empty() {
+            return Err(ConfigError::Unknown {
                 path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let base = path.parent().unwrap_or(Path::new("."));
+                fields: unknown.join(", "),
+            });
+        }
+        let mut cfg = parsed.map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if let Err(message) = check_templates(&cfg.templates) {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                name: "templates".to_string(),
+                message,
+            });
+        }
+        let base = base_dir(path);
         let names: Vec<String> = cfg.templates.iter().map(|t| t.name.clone()).collect();
         let mut seen = std::collections::BTreeSet::new();
         for r in &mut cfg.rollouts {
@@ -284,7 +354,7 @@ impl StandaloneConfig {
             if !seen.insert(r.name.clone()) {
                 return Err(invalid("duplicate rollout name".into()));
             }
-            resolve_paths(&mut r.router, base);
+            resolve_paths(&mut r.router, &base);
         }
         Ok(cfg)
     }
@@ -302,7 +372,7 @@ impl StandaloneConfig {
         self.templates
             .iter()
             .map(|t| {
-                let mut a = AnalysisTemplate::new(&t.name, t.spec.clone());
+                let mut a = AnalysisTemplate::new(&t.name, t.spec());
                 a.metadata.namespace = Some(NAMESPACE.to_string());
                 a
             })
@@ -316,6 +386,89 @@ impl StandaloneConfig {
             .map(|r| (r.name.clone(), r.clone()))
             .collect()
     }
+}
+
+/// The directory relative paths of a file are resolved against: the file's real directory
+/// (symlinks resolved), absolute even for `-f rollouts.yaml`, because NGINX resolves a relative
+/// `-c`/`-p` path against its own prefix, not Sluice's working directory.
+pub fn base_dir(file: &Path) -> PathBuf {
+    let real = std::fs::canonicalize(file)
+        .or_else(|_| std::path::absolute(file))
+        .unwrap_or_else(|_| file.to_path_buf());
+    real.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `rollouts[0].analysis.intervall` for a serde_ignored path.
+fn field_path(p: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        P::Map { parent, key } => {
+            let head = field_path(parent);
+            if head.is_empty() {
+                key.clone()
+            } else {
+                format!("{head}.{key}")
+            }
+        }
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
+    }
+}
+
+/// Built-in metric names (as the analysis bridge parses them) and duplicate template names.
+fn check_templates(templates: &[TemplateConfig]) -> Result<(), String> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in templates {
+        if !seen.insert(t.name.as_str()) {
+            problems.push(format!("template {:?} is defined twice", t.name));
+        }
+        for m in &t.metrics {
+            if let Err(e) = check_builtin(m) {
+                problems.push(format!("template {:?}: metric {:?}: {e}", t.name, m.name));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// A `builtin:` name must be one the analysis knows (`nginx-success-rate`, …); the bridge's own
+/// parser decides, so a typo is refused at load instead of failing the first analysis.
+fn check_builtin(m: &sluice_crds::MetricSpec) -> Result<(), String> {
+    let Some(name) = &m.builtin else {
+        return Ok(());
+    };
+    crate::analysis_bridge::parse_builtin(name, sluice_analysis::Provider::NginxMtail)
+        .map(|_| ())
+        .map_err(|e| format!("{e}; known: {}", builtin_names().join(", ")))
+}
+
+/// Every built-in name a standalone file may use: the analysis crate's own names and the
+/// `nginx-` / `traefik-` families.
+pub fn builtin_names() -> Vec<String> {
+    let mut v: Vec<String> = sluice_analysis::BuiltinMetric::ALL
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect();
+    for family in ["nginx", "traefik"] {
+        for rest in [
+            "success-rate",
+            "latency-p99",
+            "latency-mean",
+            "errors-vs-stable",
+            "latency-vs-stable",
+        ] {
+            v.push(format!("{family}-{rest}"));
+        }
+    }
+    v
 }
 
 fn resolve_paths(router: &mut RouterConfig, base: &Path) {
@@ -337,52 +490,5 @@ fn resolve_paths(router: &mut RouterConfig, base: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn example() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/standalone/rollouts.yaml")
-    }
-
-    #[test]
-    fn example_file_parses_and_validates() {
-        let cfg = StandaloneConfig::load(&example()).unwrap();
-        assert_eq!(cfg.rollouts.len(), 1);
-        let r = &cfg.rollouts[0];
-        assert_eq!(r.target_version(), Some("v1"));
-        assert_eq!(r.metric_labels().canary, "canary");
-        let spec = r.rollout_spec();
-        assert_eq!(spec.service.port, 18082);
-        assert_eq!(spec.analysis.as_ref().unwrap().metrics.len(), 2);
-        assert_eq!(spec.alerts.len(), 1);
-    }
-
-    #[test]
-    fn bad_files_are_rejected_with_the_rollout_named() {
-        let text = std::fs::read_to_string(example()).unwrap();
-        let p = Path::new("/tmp/r.yaml");
-        let two_routers = text.replace(
-            "        upstream: app\n",
-            "        upstream: app\n      traefik:\n        file: dyn/app.yml\n",
-        );
-        let e = StandaloneConfig::parse(&two_routers, p).unwrap_err();
-        assert!(e.to_string().contains("exactly one"), "{e}");
-        let both = text.replace(
-            "      canary:\n        steps:",
-            "      blueGreen: {}\n      canary:\n        steps:",
-        );
-        let e = StandaloneConfig::parse(&both, p).unwrap_err();
-        assert!(e.to_string().contains("web"), "{e}");
-        let unknown = text.replace("    queryWindow: 10s\n", "    queryWindw: 10s\n");
-        assert!(matches!(
-            StandaloneConfig::parse(&unknown, p),
-            Err(ConfigError::Parse { .. })
-        ));
-        let rel = text.replace("/etc/nginx/upstream.conf", "up.conf");
-        let cfg = StandaloneConfig::parse(&rel, p).unwrap();
-        assert_eq!(
-            cfg.rollouts[0].router.nginx.as_ref().unwrap().upstream_file,
-            PathBuf::from("/tmp/up.conf")
-        );
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -57,13 +57,15 @@ fn target_revision(cfg: &RolloutConfig, st: &RolloutState) -> Option<String> {
     }
 }
 
+/// What the shell saw, plus why the canary is not ready (for the status message).
 async fn observe(
     cfg: &RolloutConfig,
     st: &RolloutState,
     router: &dyn TrafficRouter,
-) -> Observations {
-    let (stable_ok, canary_ok) = tokio::join!(probe(&cfg.stable), probe(&cfg.canary));
-    Observations {
+) -> (Observations, Option<String>) {
+    let (stable, canary) = tokio::join!(probe(&cfg.stable), probe(&cfg.canary));
+    let (stable_ok, canary_ok) = (stable.is_ok(), canary.is_ok());
+    let obs = Observations {
         generation: None,
         target: workload(true, target_revision(cfg, st), canary_ok),
         primary: workload(
@@ -74,6 +76,22 @@ async fn observe(
         router_weight: read_weight(cfg, router).await,
         analysis: None,
         command: st.command.clone(),
+    };
+    (obs, canary.err())
+}
+
+/// A canary that is not ready: name its address and the probe's error in the message (the
+/// state machine only knows "not ready").
+pub fn explain_canary(st: &mut sluice_crds::RolloutStatus, canary_error: Option<&str>) {
+    let Some(err) = canary_error else { return };
+    let waiting = st.phase.in_progress()
+        && st
+            .condition(core::conditions::CANARY_READY)
+            .is_some_and(|c| c.status == "False");
+    if let (true, Some(m)) = (waiting, st.message.as_mut()) {
+        if !m.contains(err) {
+            *m = format!("{m}: {err}");
+        }
     }
 }
 
@@ -146,6 +164,20 @@ async fn execute(
     Ok(analyse)
 }
 
+/// One metric's verdict in the log: Error verdicts at WARN, the value as a plain rounded number.
+fn log_verdict(rollout: &str, m: &core::MetricOutcome) {
+    let value = m
+        .value
+        .map(crate::cli::format::number)
+        .unwrap_or_else(|| "-".to_string());
+    let verdict = m.verdict.as_str();
+    if m.verdict == core::VerdictKind::Error {
+        tracing::warn!(rollout, metric = %m.name, verdict, value = %value, "{}", m.reason);
+    } else {
+        tracing::info!(rollout, metric = %m.name, verdict, value = %value, "{}", m.reason);
+    }
+}
+
 fn step_vars(cfg: &RolloutConfig) -> StepVars {
     let labels = cfg.metric_labels();
     let interval = cfg
@@ -170,7 +202,7 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
     let spec = cfg.rollout_spec();
     let mut st = cx.shared.rollout_state(&cfg.name);
     let seen_command = st.command.clone();
-    let obs = observe(cfg, &st, cx.router).await;
+    let (obs, canary_error) = observe(cfg, &st, cx.router).await;
     let first = core::step(&spec, &st.status, &obs, cx.now);
     let mut last = first.clone();
     let result = async {
@@ -194,7 +226,7 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
             for m in &run.metrics {
                 cx.telemetry
                     .record_verdict(NAMESPACE, &cfg.name, &m.name, m.verdict);
-                tracing::info!(rollout = %cfg.name, metric = %m.name, verdict = m.verdict.as_str(), value = ?m.value, "{}", m.reason);
+                log_verdict(&cfg.name, m);
             }
             let obs2 = Observations {
                 analysis: Some(run),
@@ -210,11 +242,24 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
     }
     .await;
     match &result {
-        Ok(()) => st.status = last.status.clone(),
+        Ok(()) => {
+            st.status = last.status.clone();
+            if core::conditions::clear_blocked(&mut st.status, cx.now) {
+                tracing::info!(rollout = %cfg.name, "unblocked: the failing action succeeded");
+            }
+            explain_canary(&mut st.status, canary_error.as_deref());
+        }
         Err(e) => {
-            // Keep the previous status (effects are idempotent; the next tick retries) but say why.
+            // Keep the previous status (effects are idempotent; the next tick retries) but say
+            // why, as `Ready=False` reason `Blocked` that the API, `status` and `wait` report.
             tracing::warn!(rollout = %cfg.name, error = %e, "effect failed; will retry");
             st.status.message = Some(format!("retrying: {e}"));
+            core::conditions::set_blocked(
+                &mut st.status,
+                core::conditions::REASON_BLOCKED,
+                e,
+                cx.now,
+            );
         }
     }
     if let Err(e) = cx

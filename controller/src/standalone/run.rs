@@ -139,7 +139,7 @@ fn state_path(args: &RunArgs, cfg: &StandaloneConfig) -> PathBuf {
     if let Some(p) = &args.state {
         return p.clone();
     }
-    let base = args.file.parent().unwrap_or(Path::new("."));
+    let base = super::config::base_dir(&args.file);
     match &cfg.state_file {
         Some(p) if p.is_relative() => base.join(p),
         Some(p) => p.clone(),
@@ -206,6 +206,7 @@ fn reload(path: &Path, last_text: &mut String, shared: &Shared) -> Option<Standa
         }
         Err(e) => {
             warn!(error = %e, "rollouts file rejected; keeping the last good one");
+            shared.set_file_error(e.to_string());
             None
         }
     }
@@ -229,7 +230,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shared = Shared::new(config.clone(), state, state_file);
     let telemetry = Telemetry::global();
     let mut runtimes = BTreeMap::new();
-    sync_runtimes(&mut runtimes, &config)?;
+    sync_runtimes(&mut runtimes, &shared.effective_config())?;
 
     let token = CancellationToken::new();
     tokio::spawn(shutdown_signal(token.clone()));
@@ -255,9 +256,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     while !token.is_cancelled() {
         if let Some(cfg) = reload(&args.file, &mut last_text, &shared) {
             templates = cfg.analysis_templates();
-            if let Err(e) = sync_runtimes(&mut runtimes, &cfg) {
-                warn!(error = %e, "cannot apply the new rollouts file");
-            }
+        }
+        // The file plus `set-version` overrides; a changed rollout gets new router/metrics.
+        if let Err(e) = sync_runtimes(&mut runtimes, &shared.effective_config()) {
+            warn!(error = %format!("{e:#}"), "cannot apply the rollouts file");
         }
         let now = clock.now();
         let started = Instant::now();

@@ -28,6 +28,27 @@ pub struct RolloutState {
     /// The latest command (the standalone twin of the `sluice.dev/command` annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Command>,
+    /// A version set through the API (`sluice set-version`), in force until the file's own
+    /// `canary.version` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_override: Option<VersionOverride>,
+}
+
+/// What `sluice set-version` recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionOverride {
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The file's `canary.version` when this was set: an edit of the file after that wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The whole file.

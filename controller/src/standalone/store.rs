@@ -10,13 +10,15 @@ use futures::future::BoxFuture;
 use sluice_crds::{Command, Rollout, COMMAND_ANNOTATION};
 use tokio::sync::Notify;
 
-use super::config::{RolloutConfig, StandaloneConfig, NAMESPACE};
-use super::state::{RolloutState, StateError, StateFile};
-use crate::store::{RolloutStore, StoreError};
+use super::config::{check_address, check_version, RolloutConfig, StandaloneConfig, NAMESPACE};
+use super::state::{RolloutState, StateError, StateFile, VersionOverride};
+use crate::store::{RolloutStore, StoreError, VersionChange};
 
 struct Inner {
     config: StandaloneConfig,
     state: StateFile,
+    /// Why the latest edit of the rollouts file was rejected (the last good one is in force).
+    file_error: Option<String>,
 }
 
 /// Shared between the loop and the API. Cheap to clone.
@@ -30,7 +32,11 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: StandaloneConfig, state: StateFile, state_path: PathBuf) -> Self {
         Shared {
-            inner: Arc::new(Mutex::new(Inner { config, state })),
+            inner: Arc::new(Mutex::new(Inner {
+                config,
+                state,
+                file_error: None,
+            })),
             state_path: Arc::new(state_path),
             wake: Arc::new(Notify::new()),
         }
@@ -45,7 +51,30 @@ impl Shared {
     }
 
     pub fn set_config(&self, config: StandaloneConfig) {
-        self.lock().config = config;
+        let mut g = self.lock();
+        g.config = config;
+        g.file_error = None;
+    }
+
+    /// Record that the latest edit of the file was rejected: every rollout then shows
+    /// `Ready=False` reason `InvalidSpec` with this message until a good edit is loaded.
+    pub fn set_file_error(&self, error: String) {
+        self.lock().file_error = Some(error);
+    }
+
+    /// The rollouts to run: the file's, with `set-version` overrides applied.
+    pub fn effective_config(&self) -> StandaloneConfig {
+        let g = self.lock();
+        let mut cfg = g.config.clone();
+        for r in &mut cfg.rollouts {
+            let o = g
+                .state
+                .rollouts
+                .get(&r.name)
+                .and_then(|s| s.version_override.as_ref());
+            *r = r.with_override(o);
+        }
+        cfg
     }
 
     /// The saved state of a rollout (default when new).
@@ -89,7 +118,12 @@ impl Shared {
         self.wake.notify_one();
     }
 
-    fn rollout_object(cfg: &RolloutConfig, st: Option<&RolloutState>) -> Rollout {
+    fn rollout_object(
+        cfg: &RolloutConfig,
+        st: Option<&RolloutState>,
+        file_error: Option<&str>,
+    ) -> Rollout {
+        let cfg = cfg.with_override(st.and_then(|s| s.version_override.as_ref()));
         let mut r = Rollout::new(&cfg.name, cfg.rollout_spec());
         r.metadata.namespace = Some(NAMESPACE.to_string());
         if let Some(st) = st {
@@ -103,6 +137,17 @@ impl Shared {
             }
         } else {
             r.status = Some(Default::default());
+        }
+        if let (Some(e), Some(status)) = (file_error, r.status.as_mut()) {
+            let at = status
+                .condition(crate::core::conditions::READY)
+                .map_or_else(chrono::Utc::now, |c| c.last_transition_time);
+            crate::core::conditions::set_blocked(
+                status,
+                crate::core::conditions::REASON_INVALID,
+                &format!("rollouts file rejected, the last good one is in force: {e}"),
+                at,
+            );
         }
         r
     }
@@ -131,7 +176,9 @@ impl RolloutStore for StandaloneStore {
             .config
             .rollouts
             .iter()
-            .map(|c| Shared::rollout_object(c, g.state.rollouts.get(&c.name)))
+            .map(|c| {
+                Shared::rollout_object(c, g.state.rollouts.get(&c.name), g.file_error.as_deref())
+            })
             .collect();
         Box::pin(async move { Ok(out) })
     }
@@ -143,11 +190,9 @@ impl RolloutStore for StandaloneStore {
     ) -> BoxFuture<'a, Result<Rollout, StoreError>> {
         let found = if namespace == NAMESPACE {
             let g = self.0.lock();
-            g.config
-                .rollouts
-                .iter()
-                .find(|c| c.name == name)
-                .map(|c| Shared::rollout_object(c, g.state.rollouts.get(name)))
+            g.config.rollouts.iter().find(|c| c.name == name).map(|c| {
+                Shared::rollout_object(c, g.state.rollouts.get(name), g.file_error.as_deref())
+            })
         } else {
             None
         };
@@ -170,6 +215,72 @@ impl RolloutStore for StandaloneStore {
             }
             let entry = g.state.rollouts.entry(name.to_string()).or_default();
             entry.command = Some(command);
+            g.state
+                .save(&self.0.state_path)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+        })();
+        if result.is_ok() {
+            self.0.wake();
+        }
+        Box::pin(async move { result })
+    }
+
+    /// `canary.version` of the file (or of a `set-version`), else the stable version.
+    fn desired_revision<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let name = rollout.metadata.name.clone().unwrap_or_default();
+        let g = self.0.lock();
+        let desired = g
+            .config
+            .rollouts
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| {
+                let o = g
+                    .state
+                    .rollouts
+                    .get(&name)
+                    .and_then(|s| s.version_override.as_ref());
+                c.with_override(o).target_version().map(str::to_string)
+            });
+        Box::pin(async move { Ok(desired) })
+    }
+
+    fn set_version<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        change: VersionChange,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let result = (|| {
+            if namespace != NAMESPACE {
+                return Err(not_found(namespace, name));
+            }
+            check_version(&change.version).map_err(StoreError::Invalid)?;
+            if let Some(a) = &change.address {
+                check_address(a).map_err(|e| StoreError::Invalid(format!("address: {e}")))?;
+            }
+            let mut g = self.0.lock();
+            let file_version = g
+                .config
+                .rollouts
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| not_found(namespace, name))?
+                .canary
+                .version
+                .clone();
+            let entry = g.state.rollouts.entry(name.to_string()).or_default();
+            entry.version_override = Some(VersionOverride {
+                version: change.version,
+                address: change.address,
+                file_version,
+                by: change.by,
+                reason: change.reason,
+                at: chrono::Utc::now(),
+            });
             g.state
                 .save(&self.0.state_path)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))

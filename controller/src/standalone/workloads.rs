@@ -11,26 +11,33 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Whether the backend answers: HTTP status 200..=399 on `healthPath`, or a TCP connect.
-pub async fn probe(b: &BackendConfig) -> bool {
+/// The error says what failed, for the status message of a canary that is not ready.
+pub async fn probe(b: &BackendConfig) -> Result<(), String> {
     tokio::time::timeout(PROBE_TIMEOUT, probe_inner(b))
         .await
-        .unwrap_or(false)
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no answer from {} within {}s",
+                b.address,
+                PROBE_TIMEOUT.as_secs()
+            ))
+        })
 }
 
-async fn probe_inner(b: &BackendConfig) -> bool {
-    let Ok(mut s) = tokio::net::TcpStream::connect(&b.address).await else {
-        return false;
-    };
+async fn probe_inner(b: &BackendConfig) -> Result<(), String> {
+    let mut s = tokio::net::TcpStream::connect(&b.address)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", b.address))?;
     let Some(path) = &b.health_path else {
-        return true;
+        return Ok(());
     };
     let req = format!(
         "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: sluice\r\n\r\n",
         b.address
     );
-    if s.write_all(req.as_bytes()).await.is_err() {
-        return false;
-    }
+    s.write_all(req.as_bytes())
+        .await
+        .map_err(|e| format!("cannot send GET {path} to {}: {e}", b.address))?;
     let mut head = [0u8; 16];
     let mut n = 0;
     while n < head.len() {
@@ -40,11 +47,18 @@ async fn probe_inner(b: &BackendConfig) -> bool {
         }
     }
     // "HTTP/1.x NNN"
-    std::str::from_utf8(&head[..n])
+    let code = std::str::from_utf8(&head[..n])
         .ok()
         .and_then(|t| t.get(9..12))
-        .and_then(|c| c.parse::<u16>().ok())
-        .is_some_and(|c| (200..400).contains(&c))
+        .and_then(|c| c.parse::<u16>().ok());
+    match code {
+        Some(c) if (200..400).contains(&c) => Ok(()),
+        Some(c) => Err(format!("GET http://{}{path} answered {c}", b.address)),
+        None => Err(format!(
+            "GET http://{}{path} gave no HTTP answer",
+            b.address
+        )),
+    }
 }
 
 /// Run a hook (argv, no shell). Empty hook: nothing to do.
@@ -114,12 +128,16 @@ mod tests {
                     .await;
             }
         });
-        assert!(probe(&backend(addr.clone(), None)).await);
-        assert!(probe(&backend(addr.clone(), Some("/ok"))).await);
-        assert!(!probe(&backend(addr, Some("/bad"))).await);
+        assert!(probe(&backend(addr.clone(), None)).await.is_ok());
+        assert!(probe(&backend(addr.clone(), Some("/ok"))).await.is_ok());
+        let e = probe(&backend(addr.clone(), Some("/bad")))
+            .await
+            .unwrap_err();
+        assert_eq!(e, format!("GET http://{addr}/bad answered 503"));
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let dead = closed.local_addr().unwrap().to_string();
         drop(closed);
-        assert!(!probe(&backend(dead, None)).await);
+        let e = probe(&backend(dead.clone(), None)).await.unwrap_err();
+        assert!(e.starts_with(&format!("cannot connect to {dead}: ")), "{e}");
     }
 }

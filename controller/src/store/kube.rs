@@ -173,4 +173,22 @@ impl RolloutStore for KubeStore {
             Err(last)
         })
     }
+
+    /// The pod-template hash of the target Deployment as Sluice computes revisions.
+    fn desired_revision<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            let ns = rollout.metadata.namespace.as_deref().unwrap_or("default");
+            let target = &rollout.spec.target_ref.name;
+            let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+                Api::namespaced(self.client.clone(), ns);
+            match api.get_opt(target).await {
+                Ok(Some(d)) => Ok(crate::k8s::objects::template_revision(&d)),
+                Ok(None) => Ok(None),
+                Err(e) => Err(map_kube_error(e, ns, target)),
+            }
+        })
+    }
 }

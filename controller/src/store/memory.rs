@@ -15,6 +15,8 @@ struct Inner {
     fail_next: Vec<StoreError>,
     /// Errors returned by the next `command` calls only.
     fail_commands: Vec<StoreError>,
+    /// What `desired_revision` answers per rollout (tests of waits that start before a rollout).
+    desired: BTreeMap<(String, String), String>,
     writes: u64,
 }
 
@@ -52,6 +54,14 @@ impl MemoryStore {
             }
             None => false,
         }
+    }
+
+    /// Set the revision the rollout's target has now (`desired_revision`).
+    pub fn set_desired(&self, namespace: &str, name: &str, revision: &str) {
+        self.lock().desired.insert(
+            (namespace.to_string(), name.to_string()),
+            revision.to_string(),
+        );
     }
 
     /// A snapshot of one rollout.
@@ -149,5 +159,13 @@ impl RolloutStore for MemoryStore {
             g.writes += 1;
             Ok(())
         })
+    }
+
+    fn desired_revision<'a>(
+        &'a self,
+        rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        let d = self.lock().desired.get(&key_of(rollout)).cloned();
+        Box::pin(async move { Ok(d) })
     }
 }

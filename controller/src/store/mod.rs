@@ -20,6 +20,12 @@ pub enum StoreError {
     Unavailable(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The request does not apply to this kind of store (e.g. set-version on Kubernetes).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The request was refused as given (e.g. an invalid version or address).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {
@@ -29,6 +35,20 @@ impl StoreError {
             name: name.to_string(),
         }
     }
+}
+
+/// A new version for a standalone rollout's canary (`sluice set-version`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionChange {
+    pub version: String,
+    /// New `host:port` of the canary backend (default: the file's `canary.address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Read rollouts, write commands.
@@ -46,6 +66,32 @@ pub trait RolloutStore: Send + Sync {
         name: &'a str,
         command: Command,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The revision the rollout's target has now, whether or not a rollout of it has started
+    /// (see `RolloutView::desired_revision`). None when the store cannot tell.
+    fn desired_revision<'a>(
+        &'a self,
+        _rollout: &'a Rollout,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Give the target a new version (starts a rollout through the state machine). Only the
+    /// standalone store can: on Kubernetes the target Deployment's template is the version.
+    fn set_version<'a>(
+        &'a self,
+        _namespace: &'a str,
+        _name: &'a str,
+        _change: VersionChange,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async {
+            Err(StoreError::Unsupported(
+                "set-version is for standalone mode; on Kubernetes change the target Deployment \
+                 (sluice set-image or kubectl set image)"
+                    .to_string(),
+            ))
+        })
+    }
 }
 
 /// The command currently written on a rollout's annotation, if it parses.

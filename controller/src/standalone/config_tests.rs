@@ -1,0 +1,149 @@
+//! Tests of the standalone rollouts file: strict fields, built-in names, paths.
+
+use super::*;
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/standalone/rollouts.yaml")
+}
+
+#[test]
+fn example_file_parses_and_validates() {
+    let cfg = StandaloneConfig::load(&example()).unwrap();
+    assert_eq!(cfg.rollouts.len(), 1);
+    let r = &cfg.rollouts[0];
+    assert_eq!(r.target_version(), Some("v1"));
+    assert_eq!(r.metric_labels().canary, "canary");
+    let spec = r.rollout_spec();
+    assert_eq!(spec.service.port, 18082);
+    assert_eq!(spec.analysis.as_ref().unwrap().metrics.len(), 2);
+    assert_eq!(spec.alerts.len(), 1);
+}
+
+#[test]
+fn bad_files_are_rejected_with_the_rollout_named() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let two_routers = text.replace(
+        "        upstream: app\n",
+        "        upstream: app\n      traefik:\n        file: dyn/app.yml\n",
+    );
+    let e = StandaloneConfig::parse(&two_routers, p).unwrap_err();
+    assert!(e.to_string().contains("exactly one"), "{e}");
+    let both = text.replace(
+        "      canary:\n        steps:",
+        "      blueGreen: {}\n      canary:\n        steps:",
+    );
+    let e = StandaloneConfig::parse(&both, p).unwrap_err();
+    assert!(e.to_string().contains("web"), "{e}");
+    let unknown = text.replace("    queryWindow: 10s\n", "    queryWindw: 10s\n");
+    let e = StandaloneConfig::parse(&unknown, p).unwrap_err();
+    assert!(matches!(e, ConfigError::Unknown { .. }), "{e}");
+    assert!(e.to_string().contains("rollouts[0].queryWindw"), "{e}");
+    let rel = text.replace("/etc/nginx/upstream.conf", "up.conf");
+    let cfg = StandaloneConfig::parse(&rel, p).unwrap();
+    assert_eq!(
+        cfg.rollouts[0].router.nginx.as_ref().unwrap().upstream_file,
+        PathBuf::from("/tmp/up.conf")
+    );
+}
+
+#[test]
+fn unknown_fields_are_refused_in_every_section_with_their_path() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let cases = [
+        (
+            "      interval: 5s\n",
+            "      intervall: 5s\n",
+            "rollouts[0].analysis.intervall",
+        ),
+        (
+            "      failureLimit: 0\n",
+            "      failureLimt: 0\n",
+            "rollouts[0].analysis.failureLimt",
+        ),
+        (
+            "          - setWeight: 10\n",
+            "          - setWeigth: 10\n",
+            "rollouts[0].strategy.canary.steps[0].setWeigth",
+        ),
+        (
+            "        upstream: app\n",
+            "        upstrem: app\n",
+            "rollouts[0].router.nginx.upstrem",
+        ),
+        (
+            "      version: v1\n",
+            "      versoin: v1\n",
+            "rollouts[0].stable.versoin",
+        ),
+        (
+            "listen: 127.0.0.1:8080\n",
+            "listn: 127.0.0.1:8080\n",
+            "listn",
+        ),
+        (
+            "          threshold: { min: 0.95 }\n",
+            "          threshold: { mni: 0.95 }\n",
+            "rollouts[0].analysis.metrics[0].threshold.mni",
+        ),
+    ];
+    for (from, to, path) in cases {
+        assert!(text.contains(from), "example lacks {from:?}");
+        let bad = text.replacen(from, to, 1);
+        let e = StandaloneConfig::parse(&bad, p).unwrap_err();
+        assert!(matches!(e, ConfigError::Unknown { .. }), "{path}: {e}");
+        assert!(e.to_string().contains(path), "{path}: {e}");
+    }
+    // Inside templates too (they were flattened, where unknown fields vanish).
+    let with_template = format!(
+        "{text}templates:\n  - name: t\n    metrics:\n      - name: m\n        query: up\n        treshold: {{ max: 1 }}\n"
+    );
+    let e = StandaloneConfig::parse(&with_template, p).unwrap_err();
+    assert!(
+        e.to_string().contains("templates[0].metrics[0].treshold"),
+        "{e}"
+    );
+}
+
+#[test]
+fn builtin_names_are_checked_at_load() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let typo = text.replace("builtin: nginx-success-rate", "builtin: nginx-sucess-rate");
+    let e = StandaloneConfig::parse(&typo, p).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("nginx-sucess-rate") && msg.contains("success-rate"),
+        "{msg}"
+    );
+    assert!(msg.contains("known: "), "{msg}");
+    // Every name the message offers is one the analysis bridge accepts.
+    for n in builtin_names() {
+        crate::analysis_bridge::parse_builtin(&n, sluice_analysis::Provider::NginxMtail)
+            .unwrap_or_else(|e| panic!("{n}: {e}"));
+    }
+}
+
+#[test]
+fn relative_paths_of_a_relative_file_become_absolute() {
+    // `sluice run -f rollouts.yaml`: the file's directory is "", which left `conf:
+    // nginx/nginx.conf` relative, and NGINX resolves that against its own prefix.
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("/etc/nginx/nginx.conf", "nginx/nginx.conf");
+    let cfg = StandaloneConfig::parse(&text, Path::new("rollouts.yaml")).unwrap();
+    let conf = &cfg.rollouts[0].router.nginx.as_ref().unwrap().conf;
+    assert!(conf.is_absolute(), "{}", conf.display());
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(conf, &cwd.join("nginx/nginx.conf"));
+    // An existing file resolves through symlinks to its real directory.
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    std::fs::write(real.join("rollouts.yaml"), &text).unwrap();
+    std::os::unix::fs::symlink(real.join("rollouts.yaml"), dir.path().join("link.yaml")).unwrap();
+    let cfg = StandaloneConfig::load(&dir.path().join("link.yaml")).unwrap();
+    let conf = &cfg.rollouts[0].router.nginx.as_ref().unwrap().conf;
+    assert_eq!(conf, &real.canonicalize().unwrap().join("nginx/nginx.conf"));
+}
