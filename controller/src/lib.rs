@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod core;
+pub mod init;
 pub mod k8s;
 pub mod router;
 pub mod sim;

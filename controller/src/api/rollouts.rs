@@ -30,13 +30,9 @@ pub async fn list(
         .auth
         .check_api(&headers, Verb::Read, None, None)
         .await?;
-    let mut items: Vec<RolloutView> = state
-        .store
-        .list()
-        .await?
-        .iter()
-        .map(RolloutView::from_rollout)
-        .collect();
+    let rollouts = state.store.list().await?;
+    let mut items: Vec<RolloutView> =
+        futures::future::join_all(rollouts.iter().map(|r| view_with_desired(&state, r))).await;
     items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(Json(RolloutList { items }))
 }

@@ -58,6 +58,10 @@ pub struct PendingCommandView {
     pub at: DateTime<Utc>,
 }
 
+fn default_target_kind() -> String {
+    "Deployment".to_string()
+}
+
 /// A rollout that cannot start or move, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -77,6 +81,9 @@ pub struct RolloutView {
     /// `canary` or `blueGreen`.
     pub strategy: String,
     pub target: String,
+    /// `Deployment` on Kubernetes; `Backends` in standalone mode (two fixed backends).
+    #[serde(default = "default_target_kind")]
+    pub target_kind: String,
     pub phase: Phase,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -149,6 +156,7 @@ impl RolloutView {
             }
             .to_string(),
             target: spec.target_ref.name.clone(),
+            target_kind: spec.target_ref.kind.clone(),
             phase: status.phase,
             message: status.message.clone(),
             weight: status.canary_weight,

@@ -26,11 +26,19 @@ pub fn number(x: f64) -> String {
 /// Multi-line status of one rollout.
 pub fn status_text(v: &RolloutView) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "Rollout {}/{} ({}, target Deployment {})",
-        v.namespace, v.name, v.strategy, v.target
-    );
+    if v.target_kind == "Deployment" {
+        let _ = writeln!(
+            s,
+            "Rollout {}/{} ({}, target Deployment {})",
+            v.namespace, v.name, v.strategy, v.target
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "Rollout {}/{} ({} between the stable and canary backends)",
+            v.namespace, v.name, v.strategy
+        );
+    }
     let _ = write!(s, "Phase:    {}", v.phase);
     if v.paused {
         s.push_str(" (spec.paused)");
@@ -39,10 +47,21 @@ pub fn status_text(v: &RolloutView) -> String {
         let _ = write!(s, " - {m}");
     }
     s.push('\n');
+    if let Some(b) = &v.blocked {
+        let _ = writeln!(
+            s,
+            "Blocked:  {} since {}: {}",
+            b.reason,
+            b.since.format("%H:%M:%S"),
+            b.message
+        );
+    }
     let _ = writeln!(
         s,
         "Step:     {}/{}    Canary weight: {}%",
-        v.step, v.total_steps, v.weight
+        v.step_display(),
+        v.total_steps,
+        v.weight
     );
     let _ = writeln!(
         s,
@@ -50,6 +69,9 @@ pub fn status_text(v: &RolloutView) -> String {
         v.stable_revision.as_deref().unwrap_or("-"),
         v.canary_revision.as_deref().unwrap_or("-")
     );
+    if let Some(d) = v.desired_revision.as_deref().filter(|d| !is_rolled(v, d)) {
+        let _ = writeln!(s, "Target:   {d} (not rolled out yet)");
+    }
     if let Some(a) = &v.abort {
         let _ = write!(s, "Aborted:  {} ({})", a.reason, a.source);
         if let Some(alert) = &a.alert_name {
@@ -60,10 +82,7 @@ pub fn status_text(v: &RolloutView) -> String {
     if !v.analysis.is_empty() {
         s.push_str("Analysis:\n");
         for m in &v.analysis {
-            let value = m
-                .last_value
-                .map(|x| format!("{x:.4}"))
-                .unwrap_or_else(|| "-".to_string());
+            let value = m.last_value.map(number).unwrap_or_else(|| "-".to_string());
             let _ = writeln!(
                 s,
                 "  {:<24} {:<13} {:>10}   pass {} fail {} inconclusive {} error {}{}",
@@ -103,24 +122,34 @@ pub fn status_text(v: &RolloutView) -> String {
     s
 }
 
-/// One line per rollout for `status` without a name.
+/// The revision is the stable one or the one in progress.
+fn is_rolled(v: &RolloutView, rev: &str) -> bool {
+    v.stable_revision.as_deref() == Some(rev) || v.canary_revision.as_deref() == Some(rev)
+}
+
+/// One line per rollout for `status` without a name; a blocked rollout says why.
 pub fn list_text(items: &[RolloutView]) -> String {
     let mut s = format!(
-        "{:<16} {:<24} {:<12} {:>6} {:>6}  {}\n",
-        "NAMESPACE", "NAME", "PHASE", "WEIGHT", "STEP", "CANARY"
+        "{:<16} {:<24} {:<12} {:>6} {:>6}  {:<12} {}\n",
+        "NAMESPACE", "NAME", "PHASE", "WEIGHT", "STEP", "CANARY", "NOTE"
     );
     for v in items {
-        let _ = writeln!(
-            s,
-            "{:<16} {:<24} {:<12} {:>5}% {:>3}/{:<2}  {}",
+        let note = match (&v.blocked, v.desired_revision.as_deref()) {
+            (Some(b), _) => format!("{}: {}", b.reason, b.message),
+            (None, Some(d)) if !is_rolled(v, d) => format!("{d} not started"),
+            _ => String::new(),
+        };
+        let line = format!(
+            "{:<16} {:<24} {:<12} {:>5}% {:>3}/{:<2}  {:<12} {note}",
             v.namespace,
             v.name,
             v.phase.as_str(),
             v.weight,
-            v.step,
+            v.step_display(),
             v.total_steps,
             v.canary_revision.as_deref().unwrap_or("-")
         );
+        let _ = writeln!(s, "{}", line.trim_end());
     }
     s
 }
@@ -136,7 +165,7 @@ pub fn watch_line(v: &RolloutView) -> String {
                 m.name,
                 m.last_verdict.as_deref().unwrap_or("-"),
                 m.last_value
-                    .map(|x| format!("({x:.4})"))
+                    .map(|x| format!("({})", number(x)))
                     .unwrap_or_default()
             )
         })
@@ -144,7 +173,7 @@ pub fn watch_line(v: &RolloutView) -> String {
     format!(
         "{} step {}/{} weight {}%{}{}",
         v.phase,
-        v.step,
+        v.step_display(),
         v.total_steps,
         v.weight,
         if metrics.is_empty() {

@@ -52,9 +52,13 @@ pub enum Cmd {
     Resume(CommandArgs),
     /// Set a container image of the rollout's target Deployment (starts a rollout).
     SetImage(SetImageArgs),
+    /// Standalone: set the canary's version (and address) of a `sluice run` rollout (starts a rollout).
+    SetVersion(SetVersionArgs),
     /// Wait for the outcome; exit 0 promoted/completed, 2 rolled back, 3 paused for a human,
-    /// 4 timeout, 5 superseded, 1 error.
+    /// 4 timeout, 5 superseded, 6 blocked (cannot start or move), 1 error.
     Wait(WaitArgs),
+    /// Write a working standalone set-up (rollouts file, NGINX, mtail, Prometheus, Alertmanager).
+    Init(crate::init::InitArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -109,6 +113,21 @@ pub struct SetImageArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+pub struct SetVersionArgs {
+    pub name: String,
+    /// The version to roll out (becomes the canary revision).
+    pub version: String,
+    /// New `host:port` of the canary backend (default: the file's `canary.address`).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// Why (recorded in the state file).
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub client: ClientOpts,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 pub struct WaitArgs {
     pub name: String,
     /// promoted (decision made) or completed (primary ready, post-promotion watch over).
@@ -117,9 +136,13 @@ pub struct WaitArgs {
     /// Give up after this long (exit 4), e.g. 30m.
     #[arg(long, default_value = "30m", value_parser = parse_dur)]
     pub timeout: Duration,
-    /// The revision (pod-template hash) this pipeline deployed; another one means superseded (exit 5).
+    /// The revision this pipeline deployed (Kubernetes: pod-template hash, standalone: version);
+    /// another one means superseded (exit 5). Default: the revision the target has now.
     #[arg(long)]
     pub revision: Option<String>,
+    /// End with exit 6 once the rollout has reported that it cannot start or move for this long.
+    #[arg(long, default_value = "30s", value_parser = parse_dur)]
+    pub blocked_after: Duration,
     /// Poll interval.
     #[arg(long, default_value = "1s", value_parser = parse_dur)]
     pub interval: Duration,
@@ -155,12 +178,24 @@ pub fn display_name(argv0: &str) -> &'static str {
     }
 }
 
+/// Colour in plain logs only on a terminal, and never with `NO_COLOR` set (no-color.org: any
+/// non-empty value).
+pub fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Set up tracing: RUST_LOG filter (default `info`), plain or JSON lines on stderr.
 pub fn init_logging(json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
@@ -185,10 +220,25 @@ pub async fn run(cli: Cli) -> i32 {
     match dispatch(cli.command).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             EXIT_ERROR
         }
     }
+}
+
+/// An error and its causes on one line, each message once: libraries often repeat their
+/// source's text in their own message, which `{:#}` would print again for every level.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        let msg = msg.trim();
+        if msg.is_empty() || parts.iter().any(|p| p.contains(msg)) {
+            continue;
+        }
+        parts.push(msg.to_string());
+    }
+    parts.join(": ")
 }
 
 async fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
@@ -228,7 +278,35 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Cmd::SetVersion(a) => {
+            let target = Target::connect(&a.client).await?;
+            target
+                .set_version(&a.name, &a.version, a.address.clone(), a.reason)
+                .await?;
+            let at = a.address.map(|x| format!(" at {x}")).unwrap_or_default();
+            println!(
+                "rollout {}/{}: version {}{at} set; the rollout starts at the next tick \
+                 (follow it with `sluice wait {}`)",
+                target.namespace(),
+                a.name,
+                a.version,
+                a.name
+            );
+            Ok(0)
+        }
         Cmd::Wait(a) => wait(a).await,
+        Cmd::Init(a) => crate::init::run(a).map(|()| 0),
+    }
+}
+
+/// What a command asks for, in words.
+pub fn requested_words(action: CommandAction) -> &'static str {
+    match action {
+        CommandAction::Promote => "promotion to the next step",
+        CommandAction::PromoteFull => "full promotion (all remaining steps skipped)",
+        CommandAction::Abort => "abort",
+        CommandAction::Pause => "pause",
+        CommandAction::Resume => "resume",
     }
 }
 
@@ -239,7 +317,7 @@ async fn command(a: CommandArgs, action: CommandAction) -> anyhow::Result<i32> {
         .await?;
     println!(
         "{} requested for rollout {}/{} (command {})",
-        action.as_str(),
+        requested_words(action),
         target.namespace(),
         a.name,
         cmd.id
@@ -307,9 +385,18 @@ async fn wait(a: WaitArgs) -> anyhow::Result<i32> {
     let want: WaitFor = a.for_.parse().map_err(anyhow::Error::msg)?;
     let target = Target::connect(&a.client).await?;
     let deadline = tokio::time::Instant::now() + a.timeout;
-    let mut tracker = WaitTracker::new(want, a.revision.clone());
+    let mut tracker =
+        WaitTracker::new(want, a.revision.clone()).with_blocked_grace(a.blocked_after);
     // The first read must work: an unknown rollout or a bad token is an error, not a wait.
-    let mut view = Some(target.get(&a.name).await?);
+    let first = target.get(&a.name).await?;
+    if a.revision.is_none() && first.desired_revision.is_none() && !first.phase.in_progress() {
+        tracing::warn!(
+            "cannot tell which revision the target of {} runs now; waiting for one to start \
+             (pass --revision to name it)",
+            a.name
+        );
+    }
+    let mut view = Some(first);
     let result = loop {
         if let Some(v) = &view {
             if let Some(r) = tracker.observe(v, chrono::Utc::now()) {

@@ -16,7 +16,8 @@ use crate::store::{KubeStore, RolloutStore, StoreError};
 /// Connection options shared by the client commands.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientOpts {
-    /// Namespace of the rollout (default: the kubeconfig's namespace, or `default` with --server).
+    /// Namespace of the rollout (default: the kubeconfig's namespace; with --server the server's
+    /// own default, `standalone` for `sluice run`).
     #[arg(short = 'n', long, env = "SLUICE_NAMESPACE")]
     pub namespace: Option<String>,
     /// Talk to a Sluice HTTP API instead of the cluster, e.g. `http://127.0.0.1:8080`.
@@ -44,18 +45,20 @@ pub enum Target {
 impl Target {
     pub async fn connect(opts: &ClientOpts) -> anyhow::Result<Target> {
         if let Some(server) = &opts.server {
+            let base = server_base(server)?;
             let client = reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .context("building the HTTP client")?;
+            let namespace = match &opts.namespace {
+                Some(ns) => ns.clone(),
+                None => server_default_namespace(&client, &base, &opts.token).await,
+            };
             return Ok(Target::Http {
                 client,
-                base: server.trim_end_matches('/').to_string(),
+                base,
                 token: opts.token.clone(),
-                namespace: opts
-                    .namespace
-                    .clone()
-                    .unwrap_or_else(|| "default".to_string()),
+                namespace,
             });
         }
         let client = kube::Client::try_default().await.context(
@@ -105,12 +108,20 @@ impl Target {
         serde_json::from_slice(&bytes).context("unexpected answer from the Sluice API")
     }
 
-    /// The rollout's status view.
+    /// The rollout's status view (with the revision its target has now).
     pub async fn get(&self, name: &str) -> anyhow::Result<RolloutView> {
         match self {
             Target::Kube { store, namespace } => {
                 let r = store.get(namespace, name).await.map_err(store_err)?;
-                Ok(RolloutView::from_rollout(&r))
+                // The target Deployment's template hash, as the controller computes it.
+                let desired = match store.desired_revision(&r).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot read the target Deployment");
+                        None
+                    }
+                };
+                Ok(RolloutView::from_rollout(&r).with_desired(desired))
             }
             Target::Http {
                 client,
@@ -198,6 +209,41 @@ impl Target {
         }
     }
 
+    /// Standalone: give the rollout's canary a new version (and address); starts a rollout.
+    pub async fn set_version(
+        &self,
+        name: &str,
+        version: &str,
+        address: Option<String>,
+        reason: Option<String>,
+    ) -> anyhow::Result<()> {
+        let Target::Http {
+            client,
+            base,
+            token,
+            namespace,
+        } = self
+        else {
+            bail!(
+                "set-version is for standalone mode (--server URL of `sluice run`); on Kubernetes \
+                 use `sluice set-image` or `kubectl set image`"
+            );
+        };
+        let body = crate::api::rollouts::SetVersionBody {
+            version: version.to_string(),
+            address,
+            reason,
+        };
+        let _: crate::api::rollouts::SetVersionResponse = Self::http_json(
+            client
+                .post(Self::url(base, namespace, name, "/set-version"))
+                .json(&body),
+            token,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Point `container` of the rollout's target Deployment at `image` (starts a rollout).
     /// Returns the Deployment's name and the revision (template hash) Sluice will roll out.
     pub async fn set_image(
@@ -257,4 +303,44 @@ pub fn set_image_patch(container: &str, image: &str) -> serde_json::Value {
 
 fn store_err(e: StoreError) -> anyhow::Error {
     anyhow!(e)
+}
+
+/// The API's base URL from `--server`: `host:port` gets `http://`; anything else must be an
+/// http(s) URL.
+pub fn server_base(server: &str) -> anyhow::Result<String> {
+    let s = server.trim();
+    let with_scheme = if s.contains("://") {
+        s.to_string()
+    } else {
+        format!("http://{s}")
+    };
+    let url = reqwest::Url::parse(&with_scheme).map_err(|e| {
+        anyhow!("--server {server:?} is not a URL ({e}); use e.g. http://127.0.0.1:8080")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("--server {server:?} must be an http:// or https:// URL, e.g. http://127.0.0.1:8080");
+    }
+    Ok(with_scheme.trim_end_matches('/').to_string())
+}
+
+/// The namespace a server suggests (`GET /api/v1/info`): `standalone` for `sluice run`;
+/// `default` when it does not say (an older server or one that cannot be reached yet, in which
+/// case the real request reports the error).
+async fn server_default_namespace(
+    client: &reqwest::Client,
+    base: &str,
+    token: &Option<String>,
+) -> String {
+    let req = client
+        .get(format!("{base}/api/v1/info"))
+        .timeout(std::time::Duration::from_secs(5));
+    match Target::http_json::<crate::api::ServerInfo>(req, token).await {
+        Ok(info) => info
+            .default_namespace
+            .unwrap_or_else(|| "default".to_string()),
+        Err(e) => {
+            tracing::debug!(error = %format!("{e:#}"), "no server info; namespace default");
+            "default".to_string()
+        }
+    }
 }

@@ -238,7 +238,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     info!(%listen, "HTTP API listening");
-    let api_state = ApiState::new(Arc::new(shared.store()), telemetry.clone(), auth);
+    let api_state = ApiState::new(Arc::new(shared.store()), telemetry.clone(), auth)
+        .with_info(api::ServerInfo::standalone(super::NAMESPACE));
     let api_stop = token.clone();
     let server = tokio::spawn(async move {
         let stop = api_stop.clone();

@@ -21,6 +21,9 @@ struct Inner {
     file_error: Option<String>,
 }
 
+/// `targetRef.kind` of standalone rollouts as the API shows them.
+pub const TARGET_KIND: &str = "Backends";
+
 /// Shared between the loop and the API. Cheap to clone.
 #[derive(Clone)]
 pub struct Shared {
@@ -126,6 +129,9 @@ impl Shared {
         let cfg = cfg.with_override(st.and_then(|s| s.version_override.as_ref()));
         let mut r = Rollout::new(&cfg.name, cfg.rollout_spec());
         r.metadata.namespace = Some(NAMESPACE.to_string());
+        // What people see: two fixed backends, not a Deployment (the state machine's spec
+        // keeps `Deployment`, which validation requires).
+        r.spec.target_ref.kind = TARGET_KIND.to_string();
         if let Some(st) = st {
             r.status = Some(st.status.clone());
             if let Some(c) = &st.command {
