@@ -127,3 +127,29 @@ async fn real_nginx_refuses_a_bad_config_and_keeps_serving() {
     // Traffic keeps flowing on the old config, half and half.
     assert_eq!(canary_count(&nginx.url(), 20).await, 10);
 }
+
+#[tokio::test]
+async fn real_nginx_upstream_file_that_is_never_included_is_refused() {
+    if !nginx_available() {
+        eprintln!("SKIP: nginx not installed (scripts/install-deps.sh)");
+        return;
+    }
+    let (stable, canary) = (backend("stable").await, backend("canary").await);
+    let (sa, ca) = (stable.addr.clone(), canary.addr.clone());
+    let nginx = start_nginx(|p| {
+        std::fs::write(p, render_upstream("app", &sa, &ca, 0, 16)).unwrap();
+    })
+    .await;
+    // The same NGINX, but Sluice is told to own a file nginx.conf does not include: the old
+    // router wrote it, reloaded, and logged "updated and reloaded ... weight=10".
+    let mut spec = nginx.spec();
+    spec.upstream_file = nginx.dir.path().join("not-included.conf");
+    let r = NginxFileRouter::new(spec, &stable.addr, &canary.addr).unwrap();
+    let err = r.set_weight(10).await.unwrap_err().to_string();
+    assert!(err.contains("does not include the upstream file"), "{err}");
+    assert!(err.contains("not-included.conf"), "{err}");
+    assert_eq!(canary_count(&nginx.url(), 20).await, 0, "traffic unchanged");
+    // The file that is included passes the check.
+    let ok = NginxFileRouter::new(nginx.spec(), &stable.addr, &canary.addr).unwrap();
+    ok.check_included().await.unwrap();
+}

@@ -81,6 +81,29 @@ pub trait NginxControl: Send + Sync {
     fn test(&self) -> BoxFuture<'_, Result<(), String>>;
     /// Make the running NGINX load the configuration.
     fn reload(&self) -> BoxFuture<'_, Result<(), String>>;
+    /// Every file the configuration is read from (`nginx -T`); None when this control cannot
+    /// tell, in which case the include check is skipped.
+    fn config_files(&self) -> BoxFuture<'_, Result<Option<Vec<PathBuf>>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The files named in `nginx -T` output. NGINX writes each parsed file (the main one and every
+/// `include`) as a line `# configuration file NAME:` followed by its text (src/core/nginx.c,
+/// the `ngx_dump_config` loop). Pure.
+pub fn dumped_files(dump: &str) -> Vec<PathBuf> {
+    dump.lines()
+        .filter_map(|l| l.strip_prefix("# configuration file "))
+        .filter_map(|l| l.strip_suffix(':'))
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Whether `file` is among `files` (compared as given and with symlinks resolved).
+pub fn is_included(file: &Path, files: &[PathBuf]) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let want = real(file);
+    files.iter().any(|f| f == file || real(f) == want)
 }
 
 /// Runs the `nginx` binary.
@@ -132,6 +155,25 @@ async fn run(mut cmd: tokio::process::Command) -> Result<(), String> {
 impl NginxControl for NginxCli {
     fn test(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(run(self.nginx(&["-t", "-q"])))
+    }
+
+    fn config_files(&self) -> BoxFuture<'_, Result<Option<Vec<PathBuf>>, String>> {
+        Box::pin(async move {
+            let mut cmd = self.nginx(&["-T", "-q"]);
+            cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
+            let out = cmd
+                .output()
+                .await
+                .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{} ({})",
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    out.status
+                ));
+            }
+            Ok(Some(dumped_files(&String::from_utf8_lossy(&out.stdout))))
+        })
     }
 
     fn reload(&self) -> BoxFuture<'_, Result<(), String>> {
@@ -261,6 +303,8 @@ fn check_token(what: &str, v: &str) -> Result<(), RouterError> {
 struct State {
     /// The last reload failed: retry it even when the file is unchanged.
     reload_pending: bool,
+    /// `nginx -T` showed the upstream file among the files NGINX reads (checked until true).
+    include_checked: bool,
 }
 
 /// The NGINX file router for one rollout.
@@ -306,6 +350,7 @@ impl NginxFileRouter {
             control,
             state: Mutex::new(State {
                 reload_pending: false,
+                include_checked: false,
             }),
         })
     }
@@ -345,6 +390,10 @@ impl NginxFileRouter {
                 return Err(RouterError::Rejected(msg));
             }
         }
+        if !state.include_checked {
+            self.check_included().await?;
+            state.include_checked = true;
+        }
         state.reload_pending = true;
         self.control
             .reload()
@@ -353,6 +402,35 @@ impl NginxFileRouter {
         state.reload_pending = false;
         tracing::info!(path = %path.display(), weight, "nginx upstream updated and reloaded");
         Ok(())
+    }
+
+    /// An upstream file NGINX never reads would make every weight change a no-op that looks
+    /// applied: refuse it until `conf` includes the file.
+    pub async fn check_included(&self) -> Result<(), RouterError> {
+        let files = self
+            .control
+            .config_files()
+            .await
+            .map_err(|m| RouterError::Rejected(format!("nginx -T failed: {m}")))?;
+        let Some(files) = files else {
+            return Ok(());
+        };
+        let path = &self.spec.upstream_file;
+        if is_included(path, &files) {
+            return Ok(());
+        }
+        Err(RouterError::Io(format!(
+            "{} does not include the upstream file {}: add `include {};` inside `http {{ }}` \
+             (nginx -T lists {})",
+            self.spec.conf.display(),
+            path.display(),
+            path.display(),
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
     }
 
     async fn read(&self) -> Result<Option<i32>, RouterError> {
@@ -411,6 +489,21 @@ mod tests {
         );
         assert_eq!(parse_weight(&text, "app", S, C), Ok(75));
         assert!(parse_weight("upstream app {\n}\n", "app", S, C).is_err());
+    }
+
+    #[test]
+    fn dumped_files_are_read_from_nginx_t_output() {
+        let dump = "# configuration file /etc/nginx/nginx.conf:\nhttp {\n include up.conf;\n}\n\n# configuration file /etc/nginx/up.conf:\nupstream app {}\n";
+        let files = dumped_files(dump);
+        assert_eq!(
+            files,
+            [
+                PathBuf::from("/etc/nginx/nginx.conf"),
+                PathBuf::from("/etc/nginx/up.conf")
+            ]
+        );
+        assert!(is_included(Path::new("/etc/nginx/up.conf"), &files));
+        assert!(!is_included(Path::new("/etc/nginx/other.conf"), &files));
     }
 
     #[test]
