@@ -46,6 +46,14 @@ fn assert_failed(tl: &Timeline, source: &str) {
     assert_eq!(abort.source, source);
     assert_eq!(abort.revision.as_deref(), Some("v2"));
     assert_eq!(st.condition("Aborted").unwrap().status, "True");
+    // `Promoted` no longer reads "rolling out revision v2" after the rollback.
+    let promoted = st.condition("Promoted").unwrap();
+    assert_eq!(
+        (promoted.status.as_str(), promoted.reason.as_str()),
+        ("False", "RolledBack"),
+        "{promoted:?}"
+    );
+    assert!(promoted.message.contains("rolled back"), "{promoted:?}");
     assert_eq!(st.stable_revision.as_deref(), Some("v1"));
     assert!(tl.events().contains(&"RolloutAborted".to_string()));
     assert!(tl.events().contains(&"RolledBack".to_string()));

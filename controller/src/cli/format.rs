@@ -187,3 +187,17 @@ pub fn watch_line(v: &RolloutView) -> String {
             .unwrap_or_default()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn numbers_are_rounded_for_people() {
+        assert_eq!(number(6.309573444801934), "6.3096");
+        assert_eq!(number(1.0), "1");
+        assert_eq!(number(0.95), "0.95");
+        assert_eq!(number(1234.5678), "1234.6");
+        assert_eq!(number(-0.00001), "0");
+    }
+}

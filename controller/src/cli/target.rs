@@ -17,15 +17,32 @@ use crate::store::{KubeStore, RolloutStore, StoreError};
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientOpts {
     /// Namespace of the rollout (default: the kubeconfig's namespace; with --server the server's
-    /// own default, `standalone` for `sluice run`).
-    #[arg(short = 'n', long, env = "SLUICE_NAMESPACE")]
+    /// own default, `standalone` for `sluice run`) [env: SLUICE_NAMESPACE].
+    #[arg(short = 'n', long)]
     pub namespace: Option<String>,
-    /// Talk to a Sluice HTTP API instead of the cluster, e.g. `http://127.0.0.1:8080`.
-    #[arg(long, env = "SLUICE_SERVER")]
+    /// Talk to a Sluice HTTP API instead of the cluster, e.g. `http://127.0.0.1:8080`
+    /// [env: SLUICE_SERVER].
+    #[arg(long)]
     pub server: Option<String>,
-    /// Bearer token for --server (a static API token or a Kubernetes token).
-    #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+    /// Bearer token for --server (a static API token or a Kubernetes token) [env: SLUICE_TOKEN].
+    #[arg(long)]
     pub token: Option<String>,
+}
+
+impl ClientOpts {
+    /// Flags first, then `SLUICE_NAMESPACE` / `SLUICE_SERVER` / `SLUICE_TOKEN`. Read here rather
+    /// than through clap's `env`, which lists every set variable in the usage line as if it
+    /// were a required flag.
+    pub fn with_env(&self, env: impl Fn(&str) -> Option<String>) -> ClientOpts {
+        let pick = |flag: &Option<String>, var: &str| {
+            flag.clone().or_else(|| env(var).filter(|v| !v.is_empty()))
+        };
+        ClientOpts {
+            namespace: pick(&self.namespace, "SLUICE_NAMESPACE"),
+            server: pick(&self.server, "SLUICE_SERVER"),
+            token: pick(&self.token, "SLUICE_TOKEN"),
+        }
+    }
 }
 
 /// A connected target.
@@ -44,6 +61,7 @@ pub enum Target {
 
 impl Target {
     pub async fn connect(opts: &ClientOpts) -> anyhow::Result<Target> {
+        let opts = &opts.with_env(|v| std::env::var(v).ok());
         if let Some(server) = &opts.server {
             let base = server_base(server)?;
             let client = reqwest::Client::builder()
