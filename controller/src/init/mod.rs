@@ -103,14 +103,17 @@ impl Plan {
         sluice_crds::parse_duration(&a.scrape_interval)
             .map_err(|e| anyhow::anyhow!("--scrape-interval: {e}"))?;
         let token = match &a.token {
-            Some(t) if t.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => {
+            Some(t)
+                if t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
                 t.clone()
             }
             Some(_) => bail!("--token: use letters, digits, '-', '_' or '.'"),
             None => format!("{:032x}", rand::random::<u128>()),
         };
-        let dir = std::path::absolute(&a.dir)
-            .with_context(|| format!("--dir {}", a.dir.display()))?;
+        let dir =
+            std::path::absolute(&a.dir).with_context(|| format!("--dir {}", a.dir.display()))?;
         Ok(Plan {
             dir,
             name: a.name.clone(),
@@ -207,7 +210,9 @@ pub fn start_commands(p: &Plan) -> Vec<StartCommand> {
         },
         StartCommand {
             name: "sluice",
-            argv: vec![s("sluice"), s("run"), s("-f"), d("rollouts.yaml")],
+            // Relative on purpose: the README says `cd DIR`, and router paths resolve against
+            // the file's real directory whatever the working directory.
+            argv: vec![s("sluice"), s("run"), s("-f"), s("rollouts.yaml")],
             cwd: p.dir.clone(),
         },
     ]
@@ -223,7 +228,10 @@ pub fn files(p: &Plan) -> Vec<(&'static str, String)> {
         ("mtail/nginx.mtail", templates::MTAIL_PROGRAM.to_string()),
         ("prometheus/prometheus.yml", templates::prometheus_yml(p)),
         ("prometheus/alerts.yml", templates::alerts_yml(p)),
-        ("alertmanager/alertmanager.yml", templates::alertmanager_yml(p)),
+        (
+            "alertmanager/alertmanager.yml",
+            templates::alertmanager_yml(p),
+        ),
         ("README.md", templates::readme(p, &start_commands(p))),
     ]
 }
@@ -243,7 +251,12 @@ pub fn write(p: &Plan) -> anyhow::Result<Vec<PathBuf>> {
             existing.join(", ")
         );
     }
-    for sub in ["nginx/logs", "nginx/tmp", "prometheus/data", "alertmanager/data"] {
+    for sub in [
+        "nginx/logs",
+        "nginx/tmp",
+        "prometheus/data",
+        "alertmanager/data",
+    ] {
         let d = p.dir.join(sub);
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
@@ -312,8 +325,8 @@ mod tests {
         let written = write(&plan).unwrap();
         assert_eq!(written.len(), files(&plan).len());
         // The rollouts file is valid and its router paths point into the set-up.
-        let cfg = crate::standalone::StandaloneConfig::load(&plan.dir.join("rollouts.yaml"))
-            .unwrap();
+        let cfg =
+            crate::standalone::StandaloneConfig::load(&plan.dir.join("rollouts.yaml")).unwrap();
         let n = cfg.rollouts[0].router.nginx.as_ref().unwrap();
         assert_eq!(n.upstream_file, plan.dir.join("nginx/upstream.conf"));
         assert_eq!(cfg.api_token.as_deref(), Some("tok"));

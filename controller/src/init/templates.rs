@@ -226,8 +226,8 @@ Files: `rollouts.yaml` (the rollout), `nginx/nginx.conf` + `nginx/sluice.conf` (
 
 Check the set-up: `sluice run --check -f {dir}/rollouts.yaml`.
 
-Start each in its own terminal (Debian packages: nginx, mtail, prometheus,
-prometheus-alertmanager):
+Start each in its own terminal, in this directory (`cd {dir}`; Debian packages: nginx, mtail,
+prometheus, prometheus-alertmanager):
 
 ```sh
 "#,

@@ -7,6 +7,7 @@
 //! resume, Alertmanager aborts) come through the HTTP API, which reads this process's state.
 
 pub mod atomic;
+pub mod check;
 pub mod config;
 pub mod reconcile;
 pub mod run;

@@ -42,6 +42,10 @@ pub struct RunArgs {
     /// Longest pause between two ticks of a rollout, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub poll_ms: u64,
+    /// Check the file, Prometheus, `nginx -t` and the upstream include, list every problem,
+    /// and exit (non-zero on any problem) instead of running.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// Used when no Prometheus address is configured: every query is an Error verdict.
@@ -92,7 +96,7 @@ fn build_router(cfg: &RolloutConfig) -> anyhow::Result<Arc<dyn TrafficRouter>> {
     bail!("rollout {}: no router", cfg.name)
 }
 
-fn build_metrics(
+pub(crate) fn build_metrics(
     cfg: &RolloutConfig,
     default: Option<&str>,
 ) -> anyhow::Result<Arc<dyn MetricsSource>> {
@@ -215,6 +219,19 @@ fn reload(path: &Path, last_text: &mut String, shared: &Shared) -> Option<Standa
 /// Run until SIGTERM / Ctrl-C.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::cli::init_logging(args.json_logs);
+    if args.check {
+        let report = super::check::check(&args.file).await;
+        print!("{}", report.text());
+        if !report.problems.is_empty() {
+            bail!(
+                "{} problem{} in {}",
+                report.problems.len(),
+                if report.problems.len() == 1 { "" } else { "s" },
+                args.file.display()
+            );
+        }
+        return Ok(());
+    }
     let mut last_text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let config = StandaloneConfig::parse(&last_text, &args.file)?;
