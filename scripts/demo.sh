@@ -16,15 +16,16 @@ HELPER="$ROOT/examples/standalone/demo/demo_helper.py"
 TOKEN="demo-token"
 LOAD_RATE="${LOAD_RATE:-100}"
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# shellcheck source=lib/demo-output.sh
+. "$ROOT/scripts/lib/demo-output.sh"
 
 say "installing dependencies (scripts/install-deps.sh)"
 "$ROOT/scripts/install-deps.sh"
 export PATH="$PATH:/usr/sbin:/sbin"
 
-say "building sluice and the demo app"
+say "building sluice and the demo app (a few minutes the first time)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-(cd "$ROOT" && cargo build --quiet -p sluice-controller --bin sluice -p sluice-demo-app)
+(cd "$ROOT" && cargo build -p sluice-controller --bin sluice -p sluice-demo-app)
 BIN="$CARGO_TARGET_DIR/debug"
 
 WORK="$(mktemp -d /tmp/sluice-demo.XXXXXX)"
@@ -223,7 +224,7 @@ scenario() { # KEY TITLE VERSION MODE ERROR_RATE
     set_canary_errors "$5"
     write_rollouts "$3" "$4"
     local out
-    out="$(python3 "$HELPER" watch "$API" "$TOKEN" "$WORK/load.json" Succeeded,Failed 120 | tee /dev/stderr | tail -n 1)"
+    out="$(python3 "$HELPER" watch "$API" "$TOKEN" "$WORK/load.json" Succeeded,Failed 120 | mirror_last_line)"
     RESULTS[$1]="$out"
 }
 
@@ -242,7 +243,11 @@ for k in a b c; do
     printf '%-28s %-10s %-17s %-22s %s\n' "$name" "$phase" "${secs}s" "$creq req, $cerr 5xx" "${reason:-}"
 done
 echo
-echo "state file: $WORK/state.json   sluice log: $WORK/sluice.log"
+if [ "${KEEP:-0}" = "1" ]; then
+    echo "state file: $WORK/state.json   sluice log: $WORK/sluice.log (kept)"
+else
+    echo "the work directory (state file, logs) is removed on exit; KEEP=1 keeps it"
+fi
 ok=1
 [[ "${RESULTS[a]}" == "RESULT Succeeded"* ]] || ok=0
 [[ "${RESULTS[b]}" == "RESULT Failed"* ]] || ok=0
