@@ -138,7 +138,8 @@ async fn send_command(
         }
     }
     state.telemetry.record_command(action.as_str(), "api");
-    tracing::info!(namespace = %ns, %name, action = action.as_str(), by = ?command.by, "command written");
+    let by = command.by.as_deref().unwrap_or("unknown");
+    tracing::info!(namespace = %ns, %name, action = action.as_str(), by, "command written");
     Ok((
         StatusCode::ACCEPTED,
         Json(CommandResponse {

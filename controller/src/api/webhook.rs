@@ -266,7 +266,8 @@ async fn handle(
         }
         match write_with_retry(state, &p).await {
             Ok(()) => {
-                tracing::info!(rollout = %key, alert = ?p.command.alert_name, id = %p.command.id, "alert aborts rollout");
+                let alert = p.command.alert_name.as_deref().unwrap_or("-");
+                tracing::info!(rollout = %key, alert, id = %p.command.id, "alert aborts rollout");
                 state.telemetry.record_command("abort", "alertmanager");
                 resp.aborted.push(key);
             }
