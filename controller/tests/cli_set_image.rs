@@ -86,3 +86,39 @@ async fn set_image_patches_the_target_and_reports_the_revision() {
         "app"
     );
 }
+
+/// Right after `set image`, before the controller saw the new template: the rollout is Idle on
+/// the old revision. The old `wait` said "promoted: nothing to roll out" here.
+#[tokio::test]
+async fn wait_after_set_image_waits_for_the_new_template_not_the_old_stable() {
+    use sluice_controller::api::{WaitFor, WaitOutcome, WaitTracker};
+    let client = ClientBuilder::new()
+        .with_resource::<Rollout>()
+        .with_resource::<Deployment>()
+        .with_object(rollout("shop", "web", Phase::Idle, None))
+        .with_object(deployment())
+        .build()
+        .await
+        .unwrap();
+    let target = Target::Kube {
+        store: KubeStore::new(client.clone()),
+        namespace: "shop".into(),
+    };
+    let (_, revision) = target.set_image("web", "app", "img:2").await.unwrap();
+    let view = target.get("web").await.unwrap();
+    assert_eq!(
+        view.desired_revision, revision,
+        "the CLI reads the target's template hash"
+    );
+    assert_ne!(view.stable_revision, revision);
+    let now = chrono::Utc::now();
+    let mut t = WaitTracker::new(WaitFor::Promoted, None);
+    assert_eq!(
+        t.observe(&view, now),
+        None,
+        "keep waiting for the new revision"
+    );
+    let r = t.timeout(Some(&view));
+    assert_eq!(r.outcome, WaitOutcome::Timeout);
+    assert_eq!(r.revision, revision);
+}
