@@ -123,9 +123,13 @@ async fn a_rejected_file_edit_and_a_down_canary_are_visible() {
     bed.start_sluice().await;
     bed.wait_state("initialization", TIMEOUT, |s| phase_is(s, "Idle"))
         .await;
-    // A bad edit (weight 150): the last good file stays in force, and the API says so.
+    // A bad edit (v3 with weight 150): the last good file stays in force, and the API says so.
     let good = std::fs::read_to_string(bed.file()).unwrap();
-    std::fs::write(bed.file(), good.replace("setWeight: 20", "setWeight: 150")).unwrap();
+    let bad = good
+        .replace("setWeight: 20", "setWeight: 150")
+        .replace("version: v1 }\n    router", "version: v3 }\n    router");
+    assert_ne!(bad.matches("v3").count(), 0, "{bad}");
+    std::fs::write(bed.file(), bad).unwrap();
     let t0 = std::time::Instant::now();
     let view = loop {
         let v = bed

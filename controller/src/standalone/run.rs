@@ -244,7 +244,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         (None, None) => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
     let auth = auth(&config, listen)?;
-    let shared = Shared::new(config.clone(), state, state_file);
+    let shared = Shared::new(config.clone(), state, state_file).with_file(args.file.clone());
     let telemetry = Telemetry::global();
     let mut runtimes = BTreeMap::new();
     sync_runtimes(&mut runtimes, &shared.effective_config())?;

@@ -19,6 +19,8 @@ struct Inner {
     state: StateFile,
     /// Why the latest edit of the rollouts file was rejected (the last good one is in force).
     file_error: Option<String>,
+    /// The rollouts file on disk, read for `desired_revision` (None: use the loaded config).
+    file: Option<PathBuf>,
 }
 
 /// `targetRef.kind` of standalone rollouts as the API shows them.
@@ -39,6 +41,7 @@ impl Shared {
                 config,
                 state,
                 file_error: None,
+                file: None,
             })),
             state_path: Arc::new(state_path),
             wake: Arc::new(Notify::new()),
@@ -57,6 +60,13 @@ impl Shared {
         let mut g = self.lock();
         g.config = config;
         g.file_error = None;
+    }
+
+    /// Read `canary.version` for `desired_revision` from this file on disk, so a wait started
+    /// right after an edit waits for the edited version even before the loop reloads the file.
+    pub fn with_file(self, file: PathBuf) -> Self {
+        self.lock().file = Some(file);
+        self
     }
 
     /// Record that the latest edit of the file was rejected: every rollout then shows
@@ -231,26 +241,31 @@ impl RolloutStore for StandaloneStore {
         Box::pin(async move { result })
     }
 
-    /// `canary.version` of the file (or of a `set-version`), else the stable version.
+    /// `canary.version` of the file on disk (or of a `set-version`), else the stable version.
     fn desired_revision<'a>(
         &'a self,
         rollout: &'a Rollout,
     ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
         let name = rollout.metadata.name.clone().unwrap_or_default();
         let g = self.0.lock();
-        let desired = g
-            .config
+        let o = g
+            .state
             .rollouts
-            .iter()
-            .find(|c| c.name == name)
-            .and_then(|c| {
-                let o = g
-                    .state
-                    .rollouts
-                    .get(&name)
-                    .and_then(|s| s.version_override.as_ref());
-                c.with_override(o).target_version().map(str::to_string)
-            });
+            .get(&name)
+            .and_then(|s| s.version_override.as_ref());
+        let on_disk = g.file.as_deref().and_then(|f| disk_versions(f, &name));
+        let desired = match on_disk {
+            Some((stable, canary)) => match o.filter(|o| o.file_version == canary) {
+                Some(o) => Some(o.version.clone()),
+                None => canary.or(stable).filter(|v| !v.is_empty()),
+            },
+            None => g
+                .config
+                .rollouts
+                .iter()
+                .find(|c| c.name == name)
+                .and_then(|c| c.with_override(o).target_version().map(str::to_string)),
+        };
         Box::pin(async move { Ok(desired) })
     }
 
@@ -295,5 +310,82 @@ impl RolloutStore for StandaloneStore {
             self.0.wake();
         }
         Box::pin(async move { result })
+    }
+}
+
+/// `(stable.version, canary.version)` of rollout `name` in the file on disk, read leniently (as
+/// plain YAML): a file the loop rejects still says which version its author wants.
+fn disk_versions(file: &std::path::Path, name: &str) -> Option<(Option<String>, Option<String>)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let v: serde_json::Value = serde_saphyr::from_str(&text).ok()?;
+    let r = v
+        .get("rollouts")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("name").and_then(|n| n.as_str()) == Some(name))?;
+    let version = |arm: &str| {
+        r.get(arm)
+            .and_then(|b| b.get("version"))
+            .and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    };
+    Some((version("stable"), version("canary")))
+}
+
+#[cfg(test)]
+mod disk_tests {
+    #[test]
+    fn versions_are_read_from_a_file_the_loader_would_reject() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("r.yaml");
+        std::fs::write(
+            &f,
+            "prometheus: http://127.0.0.1:9\nrollouts:\n  - name: web\n    stable: { address: \"127.0.0.1:1\", version: v1 }\n    canary: { address: \"127.0.0.1:2\", version: v3 }\n    strategy: { canary: { steps: [ { setWeight: 150 } ] } }\n    bogus: 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            super::disk_versions(&f, "web"),
+            Some((Some("v1".into()), Some("v3".into())))
+        );
+        assert_eq!(super::disk_versions(&f, "other"), None);
+    }
+}
+
+#[cfg(test)]
+mod desired_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn desired_revision_follows_the_file_on_disk_before_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("rollouts.yaml");
+        let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/standalone/rollouts.yaml");
+        let text = std::fs::read_to_string(example).unwrap();
+        std::fs::write(&f, &text).unwrap();
+        let cfg = StandaloneConfig::load(&f).unwrap();
+        let shared =
+            Shared::new(cfg, StateFile::default(), dir.path().join("s.json")).with_file(f.clone());
+        let store = shared.store();
+        let r = store.get(NAMESPACE, "web").await.unwrap();
+        assert_eq!(
+            store.desired_revision(&r).await.unwrap().as_deref(),
+            Some("v1")
+        );
+        // Edited, not reloaded yet (and even an edit the loader would reject).
+        let edited = text.replacen(
+            "      version: v1                 # set to v2",
+            "      version: v2                 # set to v2",
+            1,
+        );
+        assert_ne!(edited, text);
+        std::fs::write(&f, format!("{edited}\nbogus: 1\n")).unwrap();
+        assert_eq!(
+            store.desired_revision(&r).await.unwrap().as_deref(),
+            Some("v2")
+        );
     }
 }
