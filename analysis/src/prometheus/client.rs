@@ -77,20 +77,35 @@ pub struct PrometheusClient {
     config: PrometheusConfig,
 }
 
+/// A reqwest error for people: without the request URL (it carries the whole URL-encoded
+/// query) and with its causes as plain text, e.g. "error sending request: client error
+/// (Connect): tcp connect error: Connection refused".
+fn plain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 fn classify(e: reqwest::Error) -> QueryError {
     if e.is_timeout() {
-        QueryError::Timeout(e.to_string())
+        QueryError::Timeout(plain(e))
     } else if e.is_decode() {
         QueryError::Decode {
-            message: e.to_string(),
+            message: plain(e),
             body: String::new(),
         }
     } else {
         // Connect, reset, body read errors: all transport-level.
-        QueryError::Connect(format!(
-            "{e} ({:?})",
-            std::error::Error::source(&e).map(|s| s.to_string())
-        ))
+        QueryError::Connect(plain(e))
     }
 }
 

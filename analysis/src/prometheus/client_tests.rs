@@ -202,10 +202,15 @@ async fn connection_refused_and_timeout_are_typed() {
         ..quick(&format!("http://127.0.0.1:{port}"))
     })
     .unwrap();
-    assert!(matches!(
-        c.query("up", None).await,
-        Err(QueryError::Connect(_))
-    ));
+    match c.query("sum(rate(secret_query_text[1m]))", None).await {
+        Err(QueryError::Connect(msg)) => {
+            // For people: causes as plain text, no `Some(..)`, no URL-encoded query.
+            assert!(!msg.contains("Some("), "{msg}");
+            assert!(!msg.contains("secret_query_text"), "{msg}");
+            assert!(msg.to_lowercase().contains("connect"), "{msg}");
+        }
+        other => panic!("expected a connect error, got {other:?}"),
+    }
 
     let (addr, _) = serve().await;
     let cfg = PrometheusConfig {
