@@ -304,7 +304,7 @@ impl RolloutConfig {
             problems.push(e.to_string());
         }
         for m in self.analysis.iter().flat_map(|a| &a.metrics) {
-            if let Err(e) = check_builtin(m) {
+            if let Err(e) = check_builtin(m).and_then(|_| check_placeholders(m, &[])) {
                 problems.push(format!("analysis metric {:?}: {e}", m.name));
             }
         }
@@ -427,7 +427,8 @@ fn check_templates(templates: &[TemplateConfig]) -> Result<(), String> {
             problems.push(format!("template {:?} is defined twice", t.name));
         }
         for m in &t.metrics {
-            if let Err(e) = check_builtin(m) {
+            let args: Vec<&str> = t.args.iter().map(|a| a.name.as_str()).collect();
+            if let Err(e) = check_builtin(m).and_then(|_| check_placeholders(m, &args)) {
                 problems.push(format!("template {:?}: metric {:?}: {e}", t.name, m.name));
             }
         }
@@ -448,6 +449,37 @@ fn check_builtin(m: &sluice_crds::MetricSpec) -> Result<(), String> {
     crate::analysis_bridge::parse_builtin(name, sluice_analysis::Provider::NginxMtail)
         .map(|_| ())
         .map_err(|e| format!("{e}; known: {}", builtin_names().join(", ")))
+}
+
+/// A query template may use only the step variables, its own `args` and (in a template) the
+/// template's arguments: an unknown `{{name}}` would fail every analysis run, so it is refused
+/// at load, as the analysis crate's renderer would refuse it.
+fn check_placeholders(m: &sluice_crds::MetricSpec, template_args: &[&str]) -> Result<(), String> {
+    let Some(q) = &m.query else {
+        return Ok(());
+    };
+    let known = crate::analysis_bridge::StepVars::default().to_variables();
+    let names = sluice_analysis::template::placeholders(q).map_err(|e| format!("query: {e}"))?;
+    let unknown: Vec<String> = names
+        .into_iter()
+        .filter(|n| {
+            !known.contains_key(n)
+                && !m.args.contains_key(n)
+                && !template_args.contains(&n.as_str())
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        let mut vars: Vec<&str> = known.keys().map(String::as_str).collect();
+        vars.extend(m.args.keys().map(String::as_str));
+        vars.extend(template_args);
+        Err(format!(
+            "query uses unknown variable(s) {}; known: {}",
+            unknown.join(", "),
+            vars.join(", ")
+        ))
+    }
 }
 
 /// Every built-in name a standalone file may use: the analysis crate's own names and the

@@ -126,6 +126,20 @@ fn builtin_names_are_checked_at_load() {
 }
 
 #[test]
+fn unknown_query_variables_are_refused_at_load() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let good = format!(
+        "{text}templates:\n  - name: t\n    args: [{{ name: route }}]\n    metrics:\n      - name: m\n        query: 'sum(rate(x{{v=\"{{{{canary}}}}\",r=\"{{{{route}}}}\"}}[{{{{interval}}}}]))'\n        threshold: {{ max: 1 }}\n"
+    );
+    StandaloneConfig::parse(&good, p).unwrap_or_else(|e| panic!("{e}"));
+    let typo = good.replace("{{canary}}", "{{canry}}");
+    let e = StandaloneConfig::parse(&typo, p).unwrap_err().to_string();
+    assert!(e.contains("unknown variable(s) canry"), "{e}");
+    assert!(e.contains("known: ") && e.contains("route"), "{e}");
+}
+
+#[test]
 fn relative_paths_of_a_relative_file_become_absolute() {
     // `sluice run -f rollouts.yaml`: the file's directory is "", which left `conf:
     // nginx/nginx.conf` relative, and NGINX resolves that against its own prefix.
