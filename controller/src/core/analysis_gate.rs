@@ -137,6 +137,20 @@ fn record_metrics(cx: &mut Ctx, run: &AnalysisRun) {
     }
 }
 
+/// A value for people: four significant digits, no trailing zeros (12.589254 -> "12.59").
+fn rounded(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 12) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// "metric=value (reason)" for every metric with this verdict.
 fn describe(run: &AnalysisRun, verdict: VerdictKind) -> String {
     let parts: Vec<String> = run
@@ -144,7 +158,7 @@ fn describe(run: &AnalysisRun, verdict: VerdictKind) -> String {
         .iter()
         .filter(|m| m.verdict == verdict)
         .map(|m| match m.value {
-            Some(v) => format!("{}={v} ({})", m.name, m.reason),
+            Some(v) => format!("{}={} ({})", m.name, rounded(v), m.reason),
             None => format!("{} ({})", m.name, m.reason),
         })
         .collect();
@@ -183,5 +197,21 @@ pub(crate) fn schedule(cx: &mut Ctx) {
         cx.requeue_in(cx.plan.interval);
     } else {
         cx.requeue_at(due);
+    }
+}
+
+#[cfg(test)]
+mod rounding_tests {
+    use super::rounded;
+
+    #[test]
+    fn values_in_reasons_are_rounded_for_people() {
+        assert_eq!(rounded(12.589254117941685), "12.59");
+        assert_eq!(rounded(6.309573444801934), "6.31");
+        assert_eq!(rounded(0.0012346), "0.001235");
+        assert_eq!(rounded(0.25), "0.25");
+        assert_eq!(rounded(1234567.0), "1234567");
+        assert_eq!(rounded(0.0), "0");
+        assert_eq!(rounded(f64::INFINITY), "inf");
     }
 }
