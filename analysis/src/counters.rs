@@ -69,11 +69,14 @@ fn ms(t: f64) -> i64 {
     (t * 1000.0).round() as i64
 }
 
-/// The increase of one series inside `w`, and how many of its samples fall inside.
-pub fn series_increase(values: &[(f64, f64)], w: Window) -> Result<(f64, usize), CountError> {
+/// Calls `each(t_ms, increment)` for every sample of one series inside `w`, with the counting
+/// rules of the module docs (baseline at or before `start`, resets, new series from zero).
+fn increments(
+    values: &[(f64, f64)],
+    w: Window,
+    mut each: impl FnMut(i64, f64),
+) -> Result<(), CountError> {
     let mut prev: Option<f64> = None;
-    let mut total = 0.0;
-    let mut inside = 0;
     for &(t, v) in values {
         if !(v.is_finite() && v >= 0.0) {
             return Err(CountError::BadValue(v));
@@ -82,15 +85,22 @@ pub fn series_increase(values: &[(f64, f64)], w: Window) -> Result<(f64, usize),
         if t > w.end_ms {
             break;
         }
-        if t <= w.start_ms {
-            prev = Some(v);
-            continue;
+        if t > w.start_ms {
+            let base = prev.unwrap_or(0.0);
+            each(t, if v < base { v } else { v - base });
         }
-        inside += 1;
-        let base = prev.unwrap_or(0.0);
-        total += if v < base { v } else { v - base };
         prev = Some(v);
     }
+    Ok(())
+}
+
+/// The increase of one series inside `w`, and how many of its samples fall inside.
+pub fn series_increase(values: &[(f64, f64)], w: Window) -> Result<(f64, usize), CountError> {
+    let (mut total, mut inside) = (0.0, 0);
+    increments(values, w, |_, inc| {
+        total += inc;
+        inside += 1;
+    })?;
     Ok((total, inside))
 }
 
@@ -159,27 +169,12 @@ pub fn chunked(result: &QueryResult, w: Window, chunk_ms: i64) -> Result<Vec<f64
     let n = ((w.end_ms - w.start_ms).max(0) + chunk_ms - 1) / chunk_ms;
     let mut out = vec![0.0; n as usize];
     for s in m {
-        let mut prev: Option<f64> = None;
-        for &(t, v) in &s.values {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(CountError::BadValue(v));
-            }
-            let t = ms(t);
-            if t > w.end_ms {
-                break;
-            }
-            if t <= w.start_ms {
-                prev = Some(v);
-                continue;
-            }
-            let base = prev.unwrap_or(0.0);
-            let inc = if v < base { v } else { v - base };
+        increments(&s.values, w, |t, inc| {
             let i = ((t - w.start_ms - 1) / chunk_ms) as usize;
             if let Some(slot) = out.get_mut(i) {
                 *slot += inc;
             }
-            prev = Some(v);
-        }
+        })?;
     }
     Ok(out)
 }

@@ -250,7 +250,7 @@ fn parse(q: &str) -> Result<Selector, String> {
         .strip_prefix('[')
         .and_then(|r| r.strip_suffix(']'))
         .ok_or("expected a [range] after the selector (only raw range selectors are simulated)")?;
-    let range_ms = crate::step::window::duration_ms(range).ok_or("bad range duration")?;
+    let range_ms = crate::template::duration_ms(range).ok_or("bad range duration")?;
     Ok(Selector {
         name: name.to_string(),
         matchers,

@@ -54,26 +54,46 @@ pub fn is_duration_or_number(value: &str) -> bool {
     {
         return true;
     }
+    duration_total_ms(value).is_some()
+}
+
+/// Parses a Prometheus duration (`500ms`, `10s`, `1m`, `1h30m`, `1d`, `2w`, `1y`; a week is 7
+/// days and a year 365, as Prometheus' `model.ParseDuration` has them) into milliseconds;
+/// `None` for anything else or a value beyond `i64`.
+pub fn duration_ms(value: &str) -> Option<i64> {
+    i64::try_from(duration_total_ms(value.trim())?).ok()
+}
+
+/// The duration grammar, once: digits then a unit, one or more times. Saturating, so a syntax
+/// check does not depend on the size of the numbers.
+fn duration_total_ms(value: &str) -> Option<u128> {
     let b = value.as_bytes();
     let mut i = 0;
-    let mut parts = 0;
+    let mut total: u128 = 0;
     while i < b.len() {
         let start = i;
+        let mut n: u128 = 0;
         while i < b.len() && b[i].is_ascii_digit() {
+            n = n.saturating_mul(10).saturating_add(u128::from(b[i] - b'0'));
             i += 1;
         }
         if i == start {
-            return false;
+            return None;
         }
-        let unit = if b[i..].starts_with(b"ms") { 2 } else { 1 };
-        match b.get(i) {
-            Some(b'm') if unit == 2 => i += 2,
-            Some(b's' | b'm' | b'h' | b'd' | b'w' | b'y') => i += 1,
-            _ => return false,
-        }
-        parts += 1;
+        let (len, factor) = match (b.get(i), b.get(i + 1)) {
+            (Some(b'm'), Some(b's')) => (2, 1),
+            (Some(b's'), _) => (1, 1000),
+            (Some(b'm'), _) => (1, 60_000),
+            (Some(b'h'), _) => (1, 3_600_000),
+            (Some(b'd'), _) => (1, 86_400_000),
+            (Some(b'w'), _) => (1, 7 * 86_400_000),
+            (Some(b'y'), _) => (1, 365 * 86_400_000),
+            _ => return None,
+        };
+        i += len;
+        total = total.saturating_add(n.saturating_mul(factor));
     }
-    parts > 0
+    (!b.is_empty()).then_some(total)
 }
 
 /// Renders `template`, replacing each `{{ name }}` by its value from `vars`.
@@ -233,6 +253,28 @@ mod tests {
         }
         for bad in ["", "m", "5x", "-1", "5m ", "1e3", "5 m", "m5"] {
             assert!(!is_duration_or_number(bad), "{bad}");
+        }
+        // Syntax does not depend on size.
+        assert!(is_duration_or_number("99999999999999999999999s"));
+    }
+
+    #[test]
+    fn durations_in_milliseconds() {
+        assert_eq!(duration_ms("10s"), Some(10_000));
+        assert_eq!(duration_ms("1m30s"), Some(90_000));
+        assert_eq!(duration_ms("250ms"), Some(250));
+        assert_eq!(duration_ms("2h"), Some(7_200_000));
+        assert_eq!(duration_ms("1w"), Some(7 * 86_400_000));
+        for bad in [
+            "",
+            "s",
+            "10",
+            "10x",
+            "1.5m",
+            "-1s",
+            "99999999999999999999999s",
+        ] {
+            assert_eq!(duration_ms(bad), None, "{bad}");
         }
     }
 }

@@ -62,14 +62,16 @@ impl Histogram {
 
     /// Requests slower than `boundary`, which must be one of the bucket boundaries.
     pub fn count_above(&self, boundary: f64) -> Option<f64> {
-        let tol = 1e-9 * boundary.abs().max(1e-12);
-        let at = self
-            .buckets
-            .iter()
-            .find(|b| (b.0 - boundary).abs() <= tol)?;
+        let at = self.buckets.iter().find(|b| same_bound(b.0, boundary))?;
         // Extrapolated increases can make a lower bucket exceed +Inf by a hair.
         Some((self.total() - at.1).max(0.0))
     }
+}
+
+/// Whether two bucket bounds are the same boundary (`le` labels are parsed, so allow rounding;
+/// `+Inf` only equals itself).
+pub fn same_bound(a: f64, b: f64) -> bool {
+    a == b || (b.is_finite() && (a - b).abs() <= 1e-9 * b.abs().max(1e-12))
 }
 
 /// Picks the smallest finite boundary at which stable's share at or below reaches `quantile`

@@ -30,6 +30,16 @@ fn with_range(vars: &Variables, range: String) -> Variables {
     v
 }
 
+/// The variables of the queries for a window from `start` to now: `range` covers it plus the
+/// baseline lookback.
+fn window_vars(vars: &Variables, start: i64, now: i64) -> Variables {
+    let w = Window {
+        start_ms: start,
+        end_ms: now,
+    };
+    with_range(vars, w.range())
+}
+
 fn counted(what: &str, r: Result<Counted, counters::CountError>) -> Step<Counted> {
     r.map_err(|e| Verdict::error(format!("{what}: {e}")))
 }
@@ -96,14 +106,7 @@ pub async fn errors(
     chunk_ms: i64,
 ) -> Step<Judged> {
     let now = ctx.now.timestamp_millis();
-    let v = with_range(
-        vars,
-        Window {
-            start_ms: start,
-            end_ms: now,
-        }
-        .range(),
-    );
+    let v = window_vars(vars, start, now);
     let ca = ctx.run(&c.all_query(Arm::Canary), &v).await?;
     let sa = ctx.run(&c.all_query(Arm::Stable), &v).await?;
     let cb = ctx.run(&c.bad_query(Arm::Canary), &v).await?;
@@ -179,14 +182,7 @@ pub async fn latency(
         )));
     }
     let now = ctx.now.timestamp_millis();
-    let v = with_range(
-        vars,
-        Window {
-            start_ms: start,
-            end_ms: now,
-        }
-        .range(),
-    );
+    let v = window_vars(vars, start, now);
     let sr = ctx.run(&h.all_query(Arm::Stable), &v).await?;
     let cr = ctx.run(&h.all_query(Arm::Canary), &v).await?;
     let w = settle(start, now, &[&cr, &sr], "histogram bucket")?;
@@ -249,14 +245,7 @@ pub async fn slo(
     start: i64,
 ) -> Step<Judged> {
     let now = ctx.now.timestamp_millis();
-    let v = with_range(
-        vars,
-        Window {
-            start_ms: start,
-            end_ms: now,
-        }
-        .range(),
-    );
+    let v = window_vars(vars, start, now);
     let ca = ctx.run(&c.all_query(Arm::Canary), &v).await?;
     let cb = ctx.run(&c.bad_query(Arm::Canary), &v).await?;
     let w = settle(start, now, &[&ca], "canary request counter")?;

@@ -155,7 +155,7 @@ pub async fn analyse_step(
     let k = metrics.iter().filter(|m| m.check.is_statistical()).count();
     let interval_ms = vars
         .get("interval")
-        .and_then(|i| window::duration_ms(i))
+        .and_then(|i| crate::template::duration_ms(i))
         .filter(|ms| *ms > 0)
         .unwrap_or(DEFAULT_INTERVAL_MS);
     let mut new_state = AnalysisState::default();
@@ -176,14 +176,11 @@ pub async fn analyse_step(
             });
         let outcome = match metric_vars(vars, &m.args) {
             Err(v) => Err(v),
-            Ok(mv) if now.timestamp_millis() - start < 1000 => {
-                let _ = mv;
-                Err(Verdict::inconclusive(
-                    InconclusiveCause::NotEnoughEvidence,
-                    None,
-                    "evaluated less than 1 s ago; waiting",
-                ))
-            }
+            Ok(_) if now.timestamp_millis() - start < 1000 => Err(Verdict::inconclusive(
+                InconclusiveCause::NotEnoughEvidence,
+                None,
+                "evaluated less than 1 s ago; waiting",
+            )),
             Ok(mv) => judge(&mut ctx, &m.check, &mv, &mut st, k, start, interval_ms).await,
         };
         // An early exit (query error, nothing new scraped) leaves its window and evidence to

@@ -11,42 +11,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::counters::{self, Window, LOOKBACK_MS};
 use crate::prometheus::{QueryResult, RangeSeries};
+use crate::stats::latency::same_bound;
 use crate::stats::{Dispersion, Histogram};
 
 /// How much of stable's history before the first window is read for the latency boundary and
 /// the dispersion estimate.
 pub const BASELINE_MS: i64 = 60 * 60 * 1000;
-
-/// Parses a PromQL-style duration (`500ms`, `10s`, `1m`, `1h30m`) into milliseconds.
-pub fn duration_ms(s: &str) -> Option<i64> {
-    let mut total = 0i64;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(factor)?)?;
-        rest = &rest[unit_len..];
-    }
-    Some(total)
-}
 
 pub fn to_time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
@@ -109,7 +79,7 @@ pub fn bucket_series(result: &QueryResult, le: f64) -> QueryResult {
             s.labels
                 .get("le")
                 .and_then(|v| v.parse::<f64>().ok())
-                .is_some_and(|v| v == le || (le.is_finite() && (v - le).abs() <= 1e-9 * le.abs()))
+                .is_some_and(|v| same_bound(v, le))
         })
         .cloned()
         .collect();
@@ -177,17 +147,6 @@ mod tests {
                 })
                 .collect(),
         )
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_ms("10s"), Some(10_000));
-        assert_eq!(duration_ms("1m30s"), Some(90_000));
-        assert_eq!(duration_ms("250ms"), Some(250));
-        assert_eq!(duration_ms("2h"), Some(7_200_000));
-        for bad in ["", "s", "10", "10x", "1.5m", "-1s"] {
-            assert_eq!(duration_ms(bad), None, "{bad}");
-        }
     }
 
     #[test]
