@@ -176,11 +176,13 @@ pub async fn analyse_step(
             });
         let outcome = match metric_vars(vars, &m.args) {
             Err(v) => Err(v),
-            Ok(_) if now.timestamp_millis() - start < 1000 => Err(Verdict::inconclusive(
-                InconclusiveCause::NotEnoughEvidence,
-                None,
-                "evaluated less than 1 s ago; waiting",
-            )),
+            Ok(_) if m.check.is_statistical() && now.timestamp_millis() - start < 1000 => {
+                Err(Verdict::inconclusive(
+                    InconclusiveCause::NotEnoughEvidence,
+                    None,
+                    "evaluated less than 1 s ago; waiting",
+                ))
+            }
             Ok(mv) => judge(&mut ctx, &m.check, &mv, &mut st, k, start, interval_ms).await,
         };
         // An early exit (query error, nothing new scraped) leaves its window and evidence to

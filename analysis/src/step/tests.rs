@@ -438,3 +438,34 @@ fn outcome_serializes() {
     let json = serde_json::to_string(&out).unwrap();
     assert_eq!(serde_json::from_str::<StepOutcome>(&json).unwrap(), out);
 }
+
+#[tokio::test]
+async fn threshold_metrics_are_not_held_by_the_comparisons_one_second_guard() {
+    let fake = FakeMetricsSource::new();
+    fake.set_value("scalar(up)", 0.5);
+    let spec = vec![MetricSpec {
+        name: "custom".into(),
+        check: Check::Threshold {
+            query: "scalar(up)".into(),
+            threshold: Threshold {
+                min: None,
+                max: Some(1.0),
+            },
+        },
+        args: Variables::new(),
+    }];
+    let out = analyse_step(
+        &spec,
+        &fake,
+        &vars("500ms"),
+        &AnalysisState::default(),
+        t0(),
+    )
+    .await;
+    assert_eq!(
+        out.summary.kind,
+        VerdictKind::Pass,
+        "{}",
+        out.summary.reason
+    );
+}
