@@ -220,16 +220,25 @@ pub fn parse_builtin(name: &str, base: Provider) -> Result<(Provider, BuiltinMet
     let provider = family_provider(family, base).ok_or_else(|| {
         format!("unknown built-in family {family:?} in {name:?} (nginx, traefik)")
     })?;
-    let metric = match rest {
-        "success-rate" => BuiltinMetric::RequestSuccessRate,
-        "latency-p99" => BuiltinMetric::RequestDurationP99,
-        "latency-mean" => BuiltinMetric::RequestDurationMean,
-        "errors-vs-stable" => BuiltinMetric::ErrorRateComparison,
-        "latency-vs-stable" => BuiltinMetric::LatencyComparison,
-        other => return Err(format!("unknown built-in metric {other:?} in {name:?}")),
-    };
+    let metric = FAMILY_METRICS
+        .iter()
+        .find(|(suffix, _)| *suffix == rest)
+        .map(|(_, m)| *m)
+        .ok_or_else(|| format!("unknown built-in metric {rest:?} in {name:?}"))?;
     Ok((provider, metric))
 }
+
+/// The `<family>-` built-in families (`nginx`, `traefik`).
+pub const FAMILIES: [&str; 2] = ["nginx", "traefik"];
+
+/// The metric suffixes of the `<family>-<metric>` built-in names.
+pub const FAMILY_METRICS: [(&str, BuiltinMetric); 5] = [
+    ("success-rate", BuiltinMetric::RequestSuccessRate),
+    ("latency-p99", BuiltinMetric::RequestDurationP99),
+    ("latency-mean", BuiltinMetric::RequestDurationMean),
+    ("errors-vs-stable", BuiltinMetric::ErrorRateComparison),
+    ("latency-vs-stable", BuiltinMetric::LatencyComparison),
+];
 
 fn sequential(c: Option<&ComparisonSpec>) -> SequentialConfig {
     let d = SequentialConfig::default();

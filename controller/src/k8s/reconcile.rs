@@ -31,10 +31,9 @@ pub const RESYNC: Duration = Duration::from_secs(300);
 pub const TRANSIENT_RETRY: Duration = Duration::from_secs(15);
 /// Retry delay after a permanent error (a human must act; do not hot-loop).
 pub const PERMANENT_RETRY: Duration = Duration::from_secs(300);
-/// Condition reason for a spec that fails validation.
-pub const REASON_INVALID: &str = "InvalidSpec";
-/// Condition reason when an object the rollout needs is missing or a write is refused.
-pub const REASON_BLOCKED: &str = "Blocked";
+/// Condition reasons shared with the standalone shell (spec fails validation; an object the
+/// rollout needs is missing or a write is refused).
+pub use crate::core::conditions::{REASON_BLOCKED, REASON_INVALID};
 
 /// An Event to publish once the status that records its transition is stored.
 type PendingEvent = (EventType, String, String);

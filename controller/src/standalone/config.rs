@@ -489,14 +489,8 @@ pub fn builtin_names() -> Vec<String> {
         .iter()
         .map(|m| m.name().to_string())
         .collect();
-    for family in ["nginx", "traefik"] {
-        for rest in [
-            "success-rate",
-            "latency-p99",
-            "latency-mean",
-            "errors-vs-stable",
-            "latency-vs-stable",
-        ] {
+    for family in crate::analysis_bridge::FAMILIES {
+        for (rest, _) in crate::analysis_bridge::FAMILY_METRICS {
             v.push(format!("{family}-{rest}"));
         }
     }
