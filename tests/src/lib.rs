@@ -53,6 +53,7 @@
 //! ```
 
 pub mod alertmanager;
+pub mod cli;
 pub mod demo_app;
 pub mod error;
 pub mod image;
@@ -65,6 +66,7 @@ pub mod prometheus;
 pub mod traefik;
 
 pub use alertmanager::{alertmanager_config, Alertmanager};
+pub use cli::{output_text, run_sluice};
 pub use demo_app::{DemoApp, DemoAppOptions};
 pub use error::{Result, TestbedError};
 pub use loadgen::{LoadGen, LoadGenOptions, LoadSnapshot};

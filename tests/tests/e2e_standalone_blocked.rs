@@ -13,21 +13,11 @@ use support::*;
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn sluice(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(sluice_tests::find_bin("sluice").unwrap())
-        .args(args)
-        .env_remove("SLUICE_SERVER")
-        .env_remove("SLUICE_TOKEN")
-        .env_remove("SLUICE_NAMESPACE")
-        .output()
-        .unwrap()
+    sluice_tests::run_sluice(args).unwrap()
 }
 
 fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    sluice_tests::output_text(o)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,21 +16,11 @@ fn sluice_bin() -> PathBuf {
 }
 
 fn sluice(args: &[&str]) -> std::process::Output {
-    Command::new(sluice_bin())
-        .args(args)
-        .env_remove("SLUICE_SERVER")
-        .env_remove("SLUICE_TOKEN")
-        .env_remove("SLUICE_NAMESPACE")
-        .output()
-        .unwrap()
+    sluice_tests::run_sluice(args).unwrap()
 }
 
 fn text(o: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    sluice_tests::output_text(o)
 }
 
 /// The `argv   # name` lines of the README's first `sh` block.
