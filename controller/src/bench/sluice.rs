@@ -158,6 +158,16 @@ const DURATION: &str = "nginx_ingress_controller_request_duration_seconds_bucket
 /// Stable's history before the rollout that the simulated Prometheus holds.
 const HISTORY_SECONDS: u64 = 3600;
 
+/// The `le` label of each histogram slot (the finite bounds, then `+Inf`), formatted once
+/// rather than every simulated second.
+static LE_LABELS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    BUCKETS
+        .iter()
+        .map(|b| format!("{b}"))
+        .chain(std::iter::once("+Inf".to_string()))
+        .collect()
+});
+
 /// The exporter side: one second of both arms' traffic into ingress-nginx-shaped counters.
 fn export(prom: &SimPrometheus, sec: &Second) {
     for (arm, c) in [(CANARY_UPSTREAM, &sec.canary), ("", &sec.stable)] {
@@ -181,18 +191,15 @@ fn export(prom: &SimPrometheus, sec: &Second) {
         }
         // Cumulative buckets; a histogram's children all exist once it has observed anything.
         let mut acc = 0.0;
-        for (i, n) in c.buckets.iter().enumerate() {
+        for (n, le) in c.buckets.iter().zip(LE_LABELS.iter()) {
             acc += f64::from(*n);
-            let le = BUCKETS
-                .get(i)
-                .map_or_else(|| "+Inf".to_string(), |b| format!("{b}"));
             prom.add(
                 DURATION,
                 &[
                     ("namespace", NS),
                     ("ingress", INGRESS),
                     ("canary", arm),
-                    ("le", &le),
+                    ("le", le.as_str()),
                 ],
                 acc,
             );
