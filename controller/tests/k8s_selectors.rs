@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::Client;
@@ -130,6 +131,56 @@ async fn an_unrelated_primary_deployment_is_not_taken_over() {
 }
 
 #[tokio::test]
+async fn a_block_in_mid_rollout_is_lifted_as_soon_as_its_cause_is_gone() {
+    let client = client_with(rollout(), None).await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let ctx = context(&client, &clock);
+    run_until(&client, &ctx, &clock, "Idle", 10).await;
+    set_image(&client, "podinfo:2.0").await;
+    run_until(&client, &ctx, &clock, "Progressing", 10).await;
+
+    // The user's Ingress disappears mid-rollout: the router cannot write the weight.
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), NS);
+    ingresses
+        .delete(APP, &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut blocked = false;
+    for _ in 0..5 {
+        kubelet(&client).await;
+        reconcile_once(&client, &ctx).await;
+        clock.advance(chrono::Duration::seconds(30));
+        if ready_condition(&client)
+            .await
+            .is_some_and(|(_, r, _)| r == "Blocked")
+        {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(blocked, "a missing Ingress should block the rollout");
+
+    // It comes back: the next reconcile that goes through lifts the block while the rollout
+    // is still progressing (not only when a later promotion rewrites Ready).
+    ingresses
+        .create(&PostParams::default(), &user_ingress())
+        .await
+        .unwrap();
+    kubelet(&client).await;
+    reconcile_once(&client, &ctx).await;
+    let r = get_rollout(&client).await;
+    let st = r.status.clone().unwrap_or_default();
+    assert_eq!(st.phase.to_string(), "Progressing");
+    let (status, reason, _) = ready_condition(&client).await.expect("Ready condition");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Unblocked"));
+    let view = sluice_controller::api::view::RolloutView::from_rollout(&r);
+    assert_eq!(
+        view.blocked, None,
+        "the API still reports the rollout blocked"
+    );
+}
+
+#[tokio::test]
 async fn an_unrelated_service_of_the_same_name_is_not_taken_over() {
     let foreign = Service {
         metadata: ObjectMeta {
@@ -227,6 +278,8 @@ async fn a_changed_target_selector_blocks_with_what_to_do_and_recovers_after_it(
         .await
         .unwrap();
     run_until(&client, &ctx, &clock, "Succeeded", 20).await;
+    let (_, reason, _) = ready_condition(&client).await.expect("Ready condition");
+    assert_ne!(reason, "Blocked", "the block outlived its cause");
     let p = deployment(&client, "podinfo-primary").await.unwrap();
     assert_eq!(
         p.spec.unwrap().selector.match_labels,

@@ -11,7 +11,7 @@ use kube::ResourceExt;
 use sluice_crds::{
     validate, AnalysisTemplate, Command, Rollout, RolloutStatus, COMMAND_ANNOTATION,
 };
-use tracing::{instrument, warn, Span};
+use tracing::{info, instrument, warn, Span};
 
 use super::context::Context;
 use super::error::{is_not_found, Error};
@@ -95,7 +95,7 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
         return report_invalid(&api, rollout, ctx, status, "no router".into(), now).await;
     };
 
-    let (last, events) =
+    let (mut last, events) =
         match decide_and_act(rollout, ctx, &workloads, router.as_ref(), &status, now).await {
             Ok(x) => x,
             Err(e) if e.needs_human() => {
@@ -106,6 +106,10 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
         };
     if !ctx.is_leader() {
         return Err(Error::NotLeader);
+    }
+    // Every effect went through and the spec is valid: a block recorded earlier is over.
+    if core::conditions::clear_blocked(&mut last.status, now) {
+        info!(rollout = %rollout.name_any(), "unblocked: the failing action succeeded");
     }
     write_status(&api, rollout, &last.status).await?;
     publish(ctx, rollout, events).await;
