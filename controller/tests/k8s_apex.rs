@@ -1,6 +1,7 @@
 //! The apex Service (`spec.service.apex`): Service `NAME`, what in-cluster callers use, selects
 //! pods that serve (ready, with replicas) at every point of a rollout, a promotion, a second
-//! rollout and its abort, and is handed back selecting the target's pods when the Rollout goes.
+//! rollout and its abort (as does the selector docs/install.md gives for NetworkPolicies and
+//! PodDisruptionBudgets), and is handed back selecting the target's pods when the Rollout goes.
 
 mod k8s_common;
 
@@ -69,6 +70,36 @@ async fn serving_pods_selected(client: &Client) -> i32 {
     ready
 }
 
+/// What docs/install.md tells users to put in NetworkPolicies, PodDisruptionBudgets and
+/// PodMonitors (`matchExpressions: [{key: app, operator: In, values: [APP, APP-primary]}]`), in
+/// the label-selector string form the API server accepts.
+const POLICY_SELECTOR: &str = "app in (podinfo,podinfo-primary)";
+
+/// Deployments running pods (replicas > 0) whose pod labels `selector` does not match, judged by
+/// kube-fake-client's implementation of Kubernetes label selectors.
+async fn pods_outside(client: &Client, selector: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in Api::<Deployment>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+    {
+        let spec = d.spec.clone().unwrap_or_default();
+        let labels = spec
+            .template
+            .metadata
+            .and_then(|m| m.labels)
+            .unwrap_or_default();
+        if spec.replicas.unwrap_or(1) > 0
+            && !kube_fake_client::label_selector::matches_label_selector(&labels, selector).unwrap()
+        {
+            out.push(d.metadata.name.clone().unwrap_or_default());
+        }
+    }
+    out
+}
+
 /// Tick until `phase`, checking after each tick that the apex Service reaches serving pods.
 async fn until_checked(
     client: &Client,
@@ -82,6 +113,11 @@ async fn until_checked(
         assert!(
             serving_pods_selected(client).await >= 3,
             "no serving pod behind the apex at {p:?}"
+        );
+        let uncovered = pods_outside(client, POLICY_SELECTOR).await;
+        assert!(
+            uncovered.is_empty(),
+            "pods of {uncovered:?} escape the documented policy selector at {p:?}"
         );
         if p.phase == phase {
             return;
