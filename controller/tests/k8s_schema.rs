@@ -53,7 +53,10 @@ fn kinds() -> Vec<(&'static str, ApiResource)> {
             ApiResource::erase::<Ingress>(&()),
         ),
         ("events.k8s.io/v1/Event", ApiResource::erase::<Event>(&())),
-        ("sluice.dev/v1alpha1/Rollout", ApiResource::erase::<Rollout>(&())),
+        (
+            "sluice.dev/v1alpha1/Rollout",
+            ApiResource::erase::<Rollout>(&()),
+        ),
     ]
 }
 
@@ -88,7 +91,10 @@ fn validator(dir: &Path) -> RuntimeOpenAPIValidator {
     let mut defs = doc["$defs"].as_object().cloned().expect("$defs");
     for (alias, name) in ALIASES {
         assert!(defs.contains_key(name), "{name} missing upstream");
-        defs.insert(alias.into(), json!({"$ref": format!("#/definitions/{name}")}));
+        defs.insert(
+            alias.into(),
+            json!({"$ref": format!("#/definitions/{name}")}),
+        );
     }
     let crd = serde_json::to_value(Rollout::crd()).expect("CRD as JSON");
     let schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone();
@@ -141,7 +147,11 @@ async fn checked_until(
     for _ in 0..40 {
         let p = tick(client, ctx, clock, chrono::Duration::seconds(30)).await;
         let bad = violations(client, v).await;
-        assert!(bad.is_empty(), "after a reconcile at {p:?}:\n{}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "after a reconcile at {p:?}:\n{}",
+            bad.join("\n")
+        );
         if p.phase == phase {
             return;
         }
@@ -196,12 +206,19 @@ async fn every_object_sluice_writes_validates_against_the_upstream_schemas() {
     assert!(names(ApiResource::erase::<Deployment>(&())).await >= 2);
     assert!(names(ApiResource::erase::<Service>(&())).await >= 3);
     assert!(names(ApiResource::erase::<Ingress>(&())).await >= 2);
-    assert!(names(ApiResource::erase::<Event>(&())).await >= 1, "no Event stored");
+    assert!(
+        names(ApiResource::erase::<Event>(&())).await >= 1,
+        "no Event stored"
+    );
 
     // And the check sees a bad field in a stored object (here one put there by hand).
     let bad = json!({"spec": {"rules": [{"host": "x", "htp": {}}]}});
     Api::<Ingress>::namespaced(client.clone(), NS)
-        .patch(&format!("{APP}-canary"), &PatchParams::default(), &Patch::Merge(&bad))
+        .patch(
+            &format!("{APP}-canary"),
+            &PatchParams::default(),
+            &Patch::Merge(&bad),
+        )
         .await
         .unwrap();
     let found = violations(&client, &v).await;
@@ -228,4 +245,29 @@ async fn the_validator_rejects_an_unknown_field_and_an_out_of_range_rollout() {
     assert!(v.validate("sluice.dev", "v1alpha1", "Rollout", &r).is_ok());
     r["spec"]["strategy"]["canary"]["steps"][0]["setWeight"] = json!(3_000_000_000_i64);
     assert!(v.validate("sluice.dev", "v1alpha1", "Rollout", &r).is_err());
+}
+
+/// The Rollouts of examples/ against the CRD's schema (ranges, enums, types), as `kubectl apply`
+/// would have the API server check them (CEL rules aside: `sluice_crds::validate` and
+/// tests/tests/manifests.rs cover those and unknown fields).
+#[test]
+fn the_examples_rollouts_validate_against_the_crd_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = validator(dir.path());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut seen = 0;
+    for rel in [
+        "examples/nginx/rollout.yaml",
+        "examples/traefik/rollout.yaml",
+    ] {
+        let text = std::fs::read_to_string(root.join(rel)).expect(rel);
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect(rel);
+        for d in docs.into_iter().filter(|d| d["kind"] == "Rollout") {
+            if let Err(e) = v.validate("sluice.dev", "v1alpha1", "Rollout", &d) {
+                panic!("{rel}: {e}");
+            }
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2);
 }

@@ -6,6 +6,8 @@
 //! registries these machines reach) with its defaults and with every optional value on.
 //! Kinds the schemas do not cover: ServiceMonitor is checked against the prometheus-operator
 //! API reference's fields (monitoring.coreos.com/v1); the CRDs themselves are covered.
+//! examples/: its Kubernetes objects the same way, its Prometheus rules by `promtool check rules`
+//! and its Alertmanager configuration by `amtool check-config`.
 
 #[path = "chart_support/mod.rs"]
 mod chart;
@@ -361,4 +363,71 @@ fn the_validator_rejects_a_misspelled_field_and_an_unknown_kind() {
                "spec": {"selector": {}, "endpoints": [{"port": "http", "path": "/metrics", "intervall": "1m"}]}}),
     )];
     assert!(std::panic::catch_unwind(|| split_custom(sm)).is_err());
+}
+
+/// The Kubernetes objects of examples/ (the Rollouts and Traefik's CRDs aside: their schemas are
+/// not in kubernetes-validate; controller/tests/k8s_schema.rs checks the Rollouts against the
+/// CRD's schema and manifests.rs decodes both) against the upstream schemas, and the Prometheus
+/// rules and Alertmanager configuration by Prometheus' and Alertmanager's own checkers.
+#[test]
+fn examples_validate_against_the_upstream_schemas_and_checkers() {
+    let mut docs = Vec::new();
+    let mut custom = 0;
+    for ex in ["nginx", "traefik"] {
+        let dir = workspace_root().join("examples").join(ex);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("examples dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        for f in files {
+            let rel = f
+                .strip_prefix(workspace_root())
+                .unwrap_or(&f)
+                .display()
+                .to_string();
+            let text = std::fs::read_to_string(&f).expect(&rel);
+            for d in docs_of(&text, &rel) {
+                let api = d["apiVersion"].as_str().unwrap_or_default();
+                if api.starts_with("sluice.dev/") || api.starts_with("traefik.io/") {
+                    custom += 1;
+                } else {
+                    docs.push((rel.clone(), d));
+                }
+            }
+        }
+    }
+    assert!(docs.len() >= 5, "{} built-in objects", docs.len());
+    assert!(custom >= 4, "{custom} custom objects");
+    let dir = tempfile::tempdir().expect("tempdir");
+    validate(&docs, dir.path());
+
+    let checks: [(&str, &[&str], &str); 2] = [
+        (
+            "promtool",
+            &["check", "rules"],
+            "examples/alertmanager/rules.yml",
+        ),
+        (
+            "amtool",
+            &["check-config"],
+            "examples/alertmanager/alertmanager.yml",
+        ),
+    ];
+    for (bin, args, rel) in checks {
+        let exe = sluice_tests::require_tool(bin).unwrap_or_else(|e| panic!("{bin}: {e}"));
+        let out = Command::new(exe)
+            .args(args)
+            .arg(workspace_root().join(rel))
+            .output()
+            .unwrap_or_else(|e| panic!("run {bin}: {e}"));
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SUCCESS"),
+            "{bin} rejects {rel}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
