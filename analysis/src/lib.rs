@@ -25,5 +25,5 @@ pub use stats::{IntervalCounts, SequentialConfig, SequentialState, SloConfig, Sl
 pub use step::{
     analyse_step, AnalysisState, Check, MetricSpec, MetricState, MetricVerdict, StepOutcome,
 };
-pub use template::{render, TemplateError, Variables};
-pub use verdict::{Evidence, InconclusiveCause, Threshold, Verdict, VerdictKind};
+pub use template::{render, render_with, TemplateError, Variables};
+pub use verdict::{judge_value, Evidence, InconclusiveCause, Threshold, Verdict, VerdictKind};

@@ -142,6 +142,38 @@ pub fn render(template: &str, vars: &Variables) -> Result<String, TemplateError>
     Ok(out)
 }
 
+/// Renders a template that is not PromQL (a web check's URL, body or header): each
+/// `{{ name }}` becomes `encode(value)` (percent-encoding in a URL, JSON string escaping in a
+/// body), with the same placeholder grammar and errors as [`render`].
+pub fn render_with(
+    template: &str,
+    vars: &Variables,
+    encode: &dyn Fn(&str) -> String,
+) -> Result<String, TemplateError> {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    let mut offset = 0;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .ok_or(TemplateError::Unclosed(offset + start))?
+            + start;
+        let name = rest[start + 2..end].trim();
+        if !valid_name(name) {
+            return Err(TemplateError::InvalidName(name.to_string()));
+        }
+        let value = vars
+            .get(name)
+            .ok_or_else(|| TemplateError::UnknownVariable(name.to_string()))?;
+        out.push_str(&encode(value));
+        rest = &rest[end + 2..];
+        offset += end + 2;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Names of all placeholders in `template`, in order of first use (for validation up front).
 pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
     let mut names: Vec<String> = Vec::new();

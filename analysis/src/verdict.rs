@@ -159,6 +159,14 @@ pub fn judge_threshold(result: &QueryResult, limits: &Threshold) -> Verdict {
         }
         Ok(Some(v)) => v,
     };
+    judge_value(value, limits)
+}
+
+/// A finite value against the threshold's bounds (whatever measured it: a query, a web check).
+pub fn judge_value(value: f64, limits: &Threshold) -> Verdict {
+    if limits.min.is_none() && limits.max.is_none() {
+        return Verdict::error("threshold metric has neither min nor max");
+    }
     if let Some(min) = limits.min.filter(|m| value < *m) {
         return Verdict::fail(
             Some(value),

@@ -130,13 +130,72 @@ pub struct Unresolved {
     pub reason: String,
 }
 
-/// Metrics of the Rollout plus those of its templates, as analysis checks.
+/// Metrics of the Rollout plus those of its templates, as analysis checks (web metrics aside:
+/// [`resolve_web`]).
 pub fn resolve_metrics(
     spec: &AnalysisSpec,
     templates: &[AnalysisTemplate],
     provider: Provider,
 ) -> (Vec<sluice_analysis::MetricSpec>, Vec<Unresolved>) {
-    let mut wanted: Vec<(MetricSpec, BTreeMap<String, String>)> = Vec::new();
+    let (wanted, mut bad) = wanted_metrics(spec, templates);
+    let mut ok = Vec::new();
+    for (m, args) in wanted.into_iter().filter(|(m, _)| m.web.is_none()) {
+        match to_check(&m, provider) {
+            Ok(check) => ok.push(sluice_analysis::MetricSpec {
+                name: m.name.clone(),
+                check,
+                args,
+            }),
+            Err(reason) => bad.push(Unresolved {
+                name: m.name.clone(),
+                reason,
+            }),
+        }
+    }
+    (ok, bad)
+}
+
+/// A web metric ready to run: its request, its threshold, its template arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebMetric {
+    pub name: String,
+    pub check: sluice_crds::WebCheck,
+    pub threshold: sluice_analysis::Threshold,
+    pub args: BTreeMap<String, String>,
+}
+
+/// The web metrics of the Rollout and its templates (a template's problems are reported once,
+/// by [`resolve_metrics`]; a web metric without a threshold there too).
+pub fn resolve_web(spec: &AnalysisSpec, templates: &[AnalysisTemplate]) -> Vec<WebMetric> {
+    let (wanted, _) = wanted_metrics(spec, templates);
+    wanted
+        .into_iter()
+        .filter_map(|(m, args)| {
+            let check = m.web.clone()?;
+            let t = m.threshold.as_ref()?;
+            Some(WebMetric {
+                name: m.name.clone(),
+                check,
+                threshold: sluice_analysis::Threshold {
+                    min: t.min,
+                    max: t.max,
+                },
+                args,
+            })
+        })
+        .collect()
+}
+
+/// A metric with its template arguments.
+type WithArgs = (MetricSpec, BTreeMap<String, String>);
+
+/// Every metric of the Rollout and of its templates with its arguments, and the template
+/// references that cannot be used.
+fn wanted_metrics(
+    spec: &AnalysisSpec,
+    templates: &[AnalysisTemplate],
+) -> (Vec<WithArgs>, Vec<Unresolved>) {
+    let mut wanted: Vec<WithArgs> = Vec::new();
     let mut bad = Vec::new();
     for m in &spec.metrics {
         wanted.push((m.clone(), m.args.clone()));
@@ -180,21 +239,7 @@ pub fn resolve_metrics(
             }
         }
     }
-    let mut ok = Vec::new();
-    for (m, args) in wanted {
-        match to_check(&m, provider) {
-            Ok(check) => ok.push(sluice_analysis::MetricSpec {
-                name: m.name.clone(),
-                check,
-                args,
-            }),
-            Err(reason) => bad.push(Unresolved {
-                name: m.name.clone(),
-                reason,
-            }),
-        }
-    }
-    (ok, bad)
+    (wanted, bad)
 }
 
 /// `nginx` / `traefik` in the shell's flavour (Kubernetes or files).
@@ -428,6 +473,29 @@ pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> An
                 .and_then(|s| serde_json::to_value(s).ok()),
         })
         .collect();
+    let step_vars = input.vars.to_variables();
+    for w in resolve_web(input.spec, input.templates) {
+        let mut vars = step_vars.clone();
+        let clash = w.args.keys().find(|k| step_vars.contains_key(*k));
+        let verdict = match clash {
+            Some(k) => sluice_analysis::Verdict::error(format!(
+                "metric argument {k:?} may not redefine a step variable"
+            )),
+            None => {
+                vars.extend(w.args.clone());
+                crate::checks::web::evaluate(&w.check, &w.threshold, &vars)
+                    .await
+                    .0
+            }
+        };
+        out.push(MetricOutcome {
+            name: w.name,
+            verdict: map_verdict(&verdict),
+            value: verdict.value.filter(|v| v.is_finite()),
+            reason: reason(&verdict),
+            sequential_state: None,
+        });
+    }
     out.extend(unresolved.into_iter().map(|u| MetricOutcome {
         name: u.name,
         verdict: VerdictKind::Error,

@@ -4,6 +4,7 @@
 pub mod analysis_bridge;
 pub mod api;
 pub mod bench;
+pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod core;

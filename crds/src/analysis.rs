@@ -89,7 +89,8 @@ pub struct TemplateRef {
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "!(has(self.builtin) && has(self.query))", "message": "builtin and query are exclusive"},
-    {"rule": "!(has(self.threshold) && has(self.comparison))", "message": "threshold and comparison are exclusive"}
+    {"rule": "!(has(self.threshold) && has(self.comparison))", "message": "threshold and comparison are exclusive"},
+    {"rule": "!has(self.web) || (!has(self.builtin) && !has(self.query) && !has(self.comparison) && has(self.threshold))", "message": "a web metric needs a threshold and no builtin, query or comparison"}
 ]))]
 pub struct MetricSpec {
     /// Unique within the rollout.
@@ -108,9 +109,52 @@ pub struct MetricSpec {
     /// Statistical canary-vs-stable comparison (for `*-vs-stable` built-ins or custom count queries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<ComparisonSpec>,
+    /// A number read from an HTTP endpoint's JSON answer, judged by `threshold` (instead of a
+    /// Prometheus query). Exclusive with `builtin`, `query` and `comparison`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebCheck>,
     /// Template arguments.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
+}
+
+/// HTTP method of a web check.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum WebMethod {
+    #[default]
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+}
+
+/// One HTTP request whose JSON answer holds the metric's value. `url`, `body` and header values
+/// are templates with the same `{{variables}}` as queries.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WebCheck {
+    /// `http://` URL (Sluice's HTTP client is built without TLS: use an in-cluster or local
+    /// address).
+    #[schemars(length(min = 8, max = 2048))]
+    pub url: String,
+    /// `GET` (default) or `POST`.
+    #[serde(default)]
+    pub method: WebMethod,
+    /// Request body for `POST`, sent as `application/json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub body: Option<String>,
+    /// Extra request headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// RFC 6901 JSON Pointer to the value in the answer, e.g. `/data/errorRate`; empty for a
+    /// document that is just the number. The value may be a JSON number or a string holding one.
+    #[serde(default)]
+    #[schemars(length(max = 1024))]
+    pub json_pointer: String,
+    /// Request timeout, e.g. `5s`. Default `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// Pass when `min <= value <= max` (either bound optional, at least one present).

@@ -298,6 +298,10 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
     if m.name.trim().is_empty() {
         e.push(format!("{field}.name"), "must not be empty");
     }
+    if let Some(w) = &m.web {
+        validate_web(m, w, field, e);
+        return;
+    }
     let custom_comparison = m
         .comparison
         .as_ref()
@@ -463,6 +467,62 @@ fn validate_comparison_source(
                 f("negligibleBadRate"),
                 "not for latency: the slow-request rate at a tail boundary is small by construction, so a floor would pass slower canaries",
             );
+        }
+    }
+}
+
+/// A web metric: one HTTP request and a threshold, nothing Prometheus-specific.
+fn validate_web(m: &MetricSpec, w: &crate::WebCheck, field: &str, e: &mut Errors) {
+    let f = |k: &str| format!("{field}.web.{k}");
+    if m.builtin.is_some() || m.query.is_some() || m.comparison.is_some() {
+        e.push(field, "web is exclusive with builtin, query and comparison");
+    }
+    match &m.threshold {
+        None => e.push(field, "a web metric needs a threshold (min/max)"),
+        Some(t) => match (t.min, t.max) {
+            (None, None) => e.push(format!("{field}.threshold"), "set min or max"),
+            (Some(lo), Some(hi)) if lo > hi => {
+                e.push(format!("{field}.threshold"), format!("min {lo} > max {hi}"))
+            }
+            _ => {}
+        },
+    }
+    let url = w.url.trim();
+    if url.starts_with("https://") {
+        e.push(
+            f("url"),
+            "https is not supported (Sluice's HTTP client has no TLS): use an http:// address",
+        );
+    } else if !url.starts_with("http://") || url.len() <= "http://".len() {
+        e.push(f("url"), format!("{url:?} is not an http:// URL"));
+    }
+    if !w.json_pointer.is_empty() && !w.json_pointer.starts_with('/') {
+        e.push(
+            f("jsonPointer"),
+            format!(
+                "{:?} is not a JSON Pointer: it starts with / (e.g. /data/value), or is empty",
+                w.json_pointer
+            ),
+        );
+    }
+    if w.body.is_some() && w.method == crate::WebMethod::Get {
+        e.push(f("body"), "a body needs method: POST");
+    }
+    if let Some(t) = &w.timeout {
+        match crate::parse_duration(t) {
+            Ok(d) if d.is_zero() || d.as_secs() > 300 => {
+                e.push(f("timeout"), "must be more than 0 and at most 5m")
+            }
+            Ok(_) => {}
+            Err(err) => e.push(f("timeout"), err.to_string()),
+        }
+    }
+    for k in w.headers.keys() {
+        let ok = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !ok {
+            e.push(f("headers"), format!("{k:?} is not an HTTP header name"));
         }
     }
 }

@@ -192,6 +192,13 @@ fn merge(target: &mut Value, patch: &Value) {
 #[test]
 fn bad_rollouts_are_refused_with_a_message_naming_the_rule() {
     assert_eq!(check(&base()), Ok(()));
+    let mut web = base();
+    merge(
+        &mut web["spec"],
+        &json!({"analysis": {"metrics": [{"name": "score", "threshold": {"min": 0.9},
+            "web": {"url": "http://checks/score", "method": "POST", "body": "{}", "jsonPointer": "/score"}}]}}),
+    );
+    assert_eq!(check(&web), Ok(()), "a valid web metric");
     let cases = [
         (
             json!({"strategy": {"blueGreen": {}}}),
@@ -240,6 +247,14 @@ fn bad_rollouts_are_refused_with_a_message_naming_the_rule() {
         (
             json!({"analysis": {"metrics": [{"name": "e", "builtin": "b", "query": "q", "threshold": {"max": 1}}]}}),
             "builtin and query are exclusive",
+        ),
+        (
+            json!({"analysis": {"metrics": [{"name": "w", "web": {"url": "http://checks/x"}}]}}),
+            "a web metric needs a threshold and no builtin, query or comparison",
+        ),
+        (
+            json!({"analysis": {"metrics": [{"name": "w", "query": "up", "threshold": {"max": 1}, "web": {"url": "http://checks/x"}}]}}),
+            "a web metric needs a threshold and no builtin, query or comparison",
         ),
         (
             json!({"analysis": {"metrics": [{"name": "e", "builtin": "b", "threshold": {"min": 2, "max": 1}}]}}),

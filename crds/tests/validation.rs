@@ -403,3 +403,64 @@ fn condition_transition_time_changes_only_on_status_change() {
     st.set_condition("Ready", false, "C", "c", t1);
     assert_eq!(st.condition("Ready").unwrap().last_transition_time, t1);
 }
+
+#[test]
+fn web_metrics_need_a_threshold_an_http_url_a_pointer_and_nothing_prometheus() {
+    let web = |yaml: &str| {
+        let mut spec = valid();
+        let m: MetricSpec = serde_saphyr::from_str(yaml).expect("metric parses");
+        spec.analysis.as_mut().unwrap().metrics = vec![m];
+        spec
+    };
+    let ok = web("{name: w, threshold: {min: 0.9}, web: {url: 'http://checks/{{canary}}', jsonPointer: /score, timeout: 2s}}");
+    assert_eq!(errors_of(&ok), vec![]);
+    let f = "spec.analysis.metrics[0]";
+    assert_error(
+        &web("{name: w, web: {url: 'http://x/'}}"),
+        f,
+        "needs a threshold",
+    );
+    assert_error(
+        &web(
+            "{name: w, builtin: nginx-success-rate, threshold: {min: 1}, web: {url: 'http://x/'}}",
+        ),
+        f,
+        "exclusive with builtin, query and comparison",
+    );
+    let w = "spec.analysis.metrics[0].web";
+    assert_error(
+        &web("{name: w, threshold: {min: 1}, web: {url: 'https://x/'}}"),
+        &format!("{w}.url"),
+        "https is not supported",
+    );
+    assert_error(
+        &web("{name: w, threshold: {min: 1}, web: {url: 'ftp://x/'}}"),
+        &format!("{w}.url"),
+        "not an http:// URL",
+    );
+    assert_error(
+        &web("{name: w, threshold: {min: 1}, web: {url: 'http://x/', jsonPointer: score}}"),
+        &format!("{w}.jsonPointer"),
+        "not a JSON Pointer",
+    );
+    assert_error(
+        &web("{name: w, threshold: {min: 1}, web: {url: 'http://x/', body: '{}'}}"),
+        &format!("{w}.body"),
+        "needs method: POST",
+    );
+    assert_error(
+        &web("{name: w, threshold: {min: 1}, web: {url: 'http://x/', timeout: 0s}}"),
+        &format!("{w}.timeout"),
+        "more than 0",
+    );
+    assert_error(
+        &web("{name: w, threshold: {min: 1}, web: {url: 'http://x/', timeout: soon}}"),
+        &format!("{w}.timeout"),
+        "",
+    );
+    assert_error(
+        &web("{name: w, threshold: {min: 1}, web: {url: 'http://x/', headers: {'a b': c}}}"),
+        &format!("{w}.headers"),
+        "not an HTTP header name",
+    );
+}

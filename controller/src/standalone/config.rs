@@ -455,11 +455,33 @@ fn check_builtin(m: &sluice_crds::MetricSpec) -> Result<(), String> {
 /// template's arguments: an unknown `{{name}}` would fail every analysis run, so it is refused
 /// at load, as the analysis crate's renderer would refuse it.
 fn check_placeholders(m: &sluice_crds::MetricSpec, template_args: &[&str]) -> Result<(), String> {
-    let Some(q) = &m.query else {
-        return Ok(());
-    };
+    let mut templates: Vec<(String, &str)> = Vec::new();
+    if let Some(q) = &m.query {
+        templates.push(("query".into(), q));
+    }
+    if let Some(w) = &m.web {
+        templates.push(("web.url".into(), &w.url));
+        if let Some(b) = &w.body {
+            templates.push(("web.body".into(), b));
+        }
+        for (k, v) in &w.headers {
+            templates.push((format!("web.headers.{k}"), v));
+        }
+    }
+    for (what, t) in templates {
+        check_template(m, &what, t, template_args)?;
+    }
+    Ok(())
+}
+
+fn check_template(
+    m: &sluice_crds::MetricSpec,
+    what: &str,
+    q: &str,
+    template_args: &[&str],
+) -> Result<(), String> {
     let known = crate::analysis_bridge::StepVars::default().to_variables();
-    let names = sluice_analysis::template::placeholders(q).map_err(|e| format!("query: {e}"))?;
+    let names = sluice_analysis::template::placeholders(q).map_err(|e| format!("{what}: {e}"))?;
     let unknown: Vec<String> = names
         .into_iter()
         .filter(|n| {
@@ -475,7 +497,7 @@ fn check_placeholders(m: &sluice_crds::MetricSpec, template_args: &[&str]) -> Re
         vars.extend(m.args.keys().map(String::as_str));
         vars.extend(template_args);
         Err(format!(
-            "query uses unknown variable(s) {}; known: {}",
+            "{what} uses unknown variable(s) {}; known: {}",
             unknown.join(", "),
             vars.join(", ")
         ))

@@ -161,3 +161,19 @@ fn relative_paths_of_a_relative_file_become_absolute() {
     let conf = &cfg.rollouts[0].router.nginx.as_ref().unwrap().conf;
     assert_eq!(conf, &real.canonicalize().unwrap().join("nginx/nginx.conf"));
 }
+
+#[test]
+fn web_metrics_load_and_their_unknown_variables_are_refused() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let good = format!(
+        "{text}templates:\n  - name: w\n    metrics:\n      - name: smoke\n        threshold: {{ min: 0.99 }}\n        web: {{ url: 'http://127.0.0.1:9000/score/{{{{canary}}}}', method: POST, body: '{{\"r\": \"{{{{name}}}}\"}}', jsonPointer: /score }}\n"
+    );
+    StandaloneConfig::parse(&good, p).unwrap_or_else(|e| panic!("{e}"));
+    let typo = good.replace("{{name}}", "{{nmae}}");
+    let e = StandaloneConfig::parse(&typo, p).unwrap_err().to_string();
+    assert!(e.contains("web.body uses unknown variable(s) nmae"), "{e}");
+    let field = good.replace("jsonPointer", "jsonPath");
+    let e = StandaloneConfig::parse(&field, p).unwrap_err().to_string();
+    assert!(e.contains("jsonPath"), "{e}");
+}
