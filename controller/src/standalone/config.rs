@@ -145,6 +145,9 @@ pub struct RolloutConfig {
     pub query_window: Option<String>,
     #[serde(default)]
     pub hooks: HooksConfig,
+    /// Programs run at every analysis run, judged by exit status (docs/checks.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_checks: Vec<crate::checks::command::CommandCheck>,
 }
 
 fn default_deadline() -> i64 {
@@ -307,6 +310,28 @@ impl RolloutConfig {
             if let Err(e) = check_builtin(m).and_then(|_| check_placeholders(m, &[])) {
                 problems.push(format!("analysis metric {:?}: {e}", m.name));
             }
+        }
+        if !self.command_checks.is_empty() && self.analysis.is_none() {
+            problems.push(
+                "commandChecks run at each analysis: add an analysis section (interval, limits)"
+                    .to_string(),
+            );
+        }
+        let mut names: Vec<&str> = self
+            .analysis
+            .iter()
+            .flat_map(|a| &a.metrics)
+            .map(|m| m.name.as_str())
+            .collect();
+        for c in &self.command_checks {
+            problems.extend(c.problems());
+            if names.contains(&c.name.as_str()) {
+                problems.push(format!(
+                    "command check {:?}: the name is taken by another metric",
+                    c.name
+                ));
+            }
+            names.push(&c.name);
         }
         if problems.is_empty() {
             Ok(())

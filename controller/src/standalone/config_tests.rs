@@ -177,3 +177,48 @@ fn web_metrics_load_and_their_unknown_variables_are_refused() {
     let e = StandaloneConfig::parse(&field, p).unwrap_err().to_string();
     assert!(e.contains("jsonPath"), "{e}");
 }
+
+#[test]
+fn command_checks_are_checked_at_load() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    // Appended to the example's last rollout, which has an analysis section.
+    let with = |checks: &str| format!("{text}    commandChecks:\n{checks}");
+    let good =
+        with("      - { name: smoke, command: [/usr/local/bin/smoke, --fast], timeout: 30s }\n");
+    let cfg = StandaloneConfig::parse(&good, p).unwrap_or_else(|e| panic!("{e}"));
+    let last = cfg.rollouts.last().unwrap();
+    assert_eq!(
+        last.command_checks[0].command,
+        ["/usr/local/bin/smoke", "--fast"]
+    );
+    for (checks, says) in [
+        ("      - { name: smoke, command: [] }\n", "needs a command"),
+        (
+            "      - { name: smoke, command: [x], timeout: 2h }\n",
+            "at most 10 min",
+        ),
+        (
+            "      - { name: smoke, command: [x], timout: 2s }\n",
+            "timout",
+        ),
+    ] {
+        let e = StandaloneConfig::parse(&with(checks), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(says), "{checks}: {e}");
+    }
+    let metric = cfg
+        .rollouts
+        .last()
+        .unwrap()
+        .analysis
+        .as_ref()
+        .unwrap()
+        .metrics[0]
+        .name
+        .clone();
+    let clash = with(&format!("      - {{ name: {metric}, command: [x] }}\n"));
+    let e = StandaloneConfig::parse(&clash, p).unwrap_err().to_string();
+    assert!(e.contains("the name is taken by another metric"), "{e}");
+}

@@ -197,6 +197,31 @@ fn step_vars(cfg: &RolloutConfig) -> StepVars {
     }
 }
 
+/// The rollout's command checks, run after the metrics and added to the same analysis run.
+async fn with_command_checks(
+    cfg: &RolloutConfig,
+    revision: &str,
+    mut run: core::AnalysisRun,
+) -> core::AnalysisRun {
+    let env = [
+        ("SLUICE_ROLLOUT", cfg.name.as_str()),
+        ("SLUICE_REVISION", revision),
+        ("SLUICE_STABLE_ADDRESS", cfg.stable.address.as_str()),
+        ("SLUICE_CANARY_ADDRESS", cfg.canary.address.as_str()),
+    ];
+    for c in &cfg.command_checks {
+        let v = crate::checks::command::run(c, &env).await;
+        run.metrics.push(core::MetricOutcome {
+            name: c.name.clone(),
+            verdict: crate::analysis_bridge::map_verdict(&v),
+            value: v.value.filter(|x| x.is_finite()),
+            reason: v.reason,
+            sequential_state: None,
+        });
+    }
+    run
+}
+
 /// One tick. Returns when to come back at the latest.
 pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration> {
     let spec = cfg.rollout_spec();
@@ -223,6 +248,7 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
                 cx.metrics,
             )
             .await;
+            let run = with_command_checks(cfg, &revision, run).await;
             for m in &run.metrics {
                 cx.telemetry
                     .record_verdict(NAMESPACE, &cfg.name, &m.name, m.verdict);

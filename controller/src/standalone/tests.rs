@@ -47,6 +47,17 @@ fn config(
     version: &str,
     hook_log: &std::path::Path,
 ) -> StandaloneConfig {
+    config_with(stable, canary, version, hook_log, "")
+}
+
+/// `config` with `extra` (YAML lines of the rollout, indented 4) appended to the rollout.
+fn config_with(
+    stable: &str,
+    canary: &str,
+    version: &str,
+    hook_log: &std::path::Path,
+    extra: &str,
+) -> StandaloneConfig {
     let log = hook_log.display();
     let text = format!(
         r#"rollouts:
@@ -73,7 +84,7 @@ fn config(
       promote: ["sh", "-c", "echo promote $SLUICE_REVISION >> {log}"]
       revert: ["sh", "-c", "echo revert $SLUICE_REVISION from $SLUICE_REVERTED_REVISION >> {log}"]
     postPromotionWatchSeconds: 600
-"#
+{extra}"#
     );
     StandaloneConfig::parse(&text, std::path::Path::new("/x/rollouts.yaml")).unwrap()
 }
@@ -294,4 +305,38 @@ async fn abort_after_promotion_runs_the_revert_hook_and_fails_the_revision() {
             .count(),
         5
     );
+}
+
+/// A command check runs at each analysis with the rollout's environment: passing, the rollout
+/// promotes; failing, its exit status and last output line abort it (failureLimit 0).
+#[tokio::test]
+async fn command_checks_pass_or_abort_the_rollout_with_their_output() {
+    for broken in [false, true] {
+        let mut w = World::new();
+        w.ticks(3).await;
+        let dir = w._dir.path().to_path_buf();
+        if broken {
+            std::fs::write(dir.join("broken"), "").unwrap();
+        }
+        let extra = format!(
+            "    commandChecks:\n      - name: smoke\n        timeout: 5s\n        command: [sh, -c, 'echo \"$SLUICE_REVISION $SLUICE_CANARY_ADDRESS\" >> {d}/smoke.log; test ! -e {d}/broken || {{ echo \"cart: HTTP 500\" >&2; exit 2; }}']\n",
+            d = dir.display()
+        );
+        let cfg = config_with(&w.addrs.0, &w.addrs.1, "v2", &dir.join("hooks.log"), &extra);
+        w.shared.set_config(cfg);
+        w.ticks(8).await;
+        let st = w.shared.rollout_state("web").status;
+        let ran = std::fs::read_to_string(dir.join("smoke.log")).unwrap_or_default();
+        assert!(ran.starts_with(&format!("v2 {}\n", w.addrs.1)), "{ran:?}");
+        if broken {
+            assert_eq!(st.phase, Phase::Failed, "{st:?}");
+            let reason = st.abort.map(|a| a.reason).unwrap_or_default();
+            assert!(
+                reason.contains("sh exited with 2: cart: HTTP 500"),
+                "{reason}"
+            );
+        } else {
+            assert_eq!(st.phase, Phase::Succeeded, "{st:?}");
+        }
+    }
 }
