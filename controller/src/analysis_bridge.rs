@@ -139,7 +139,10 @@ pub fn resolve_metrics(
 ) -> (Vec<sluice_analysis::MetricSpec>, Vec<Unresolved>) {
     let (wanted, mut bad) = wanted_metrics(spec, templates);
     let mut ok = Vec::new();
-    for (m, args) in wanted.into_iter().filter(|(m, _)| m.web.is_none()) {
+    for (m, args) in wanted
+        .into_iter()
+        .filter(|(m, _)| m.web.is_none() && m.job.is_none())
+    {
         match to_check(&m, provider) {
             Ok(check) => ok.push(sluice_analysis::MetricSpec {
                 name: m.name.clone(),
@@ -188,6 +191,18 @@ pub fn resolve_web(spec: &AnalysisSpec, templates: &[AnalysisTemplate]) -> Vec<W
 
 /// A metric with its template arguments.
 type WithArgs = (MetricSpec, BTreeMap<String, String>);
+
+/// The job metrics (Kubernetes only) of the Rollout and its templates: name and Job.
+pub fn resolve_jobs(
+    spec: &AnalysisSpec,
+    templates: &[AnalysisTemplate],
+) -> Vec<(String, sluice_crds::JobCheck)> {
+    let (wanted, _) = wanted_metrics(spec, templates);
+    wanted
+        .into_iter()
+        .filter_map(|(m, _)| Some((m.name.clone(), m.job.clone()?)))
+        .collect()
+}
 
 /// Every metric of the Rollout and of its templates with its arguments, and the template
 /// references that cannot be used.

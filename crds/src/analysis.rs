@@ -90,7 +90,8 @@ pub struct TemplateRef {
 #[schemars(extend("x-kubernetes-validations" = [
     {"rule": "!(has(self.builtin) && has(self.query))", "message": "builtin and query are exclusive"},
     {"rule": "!(has(self.threshold) && has(self.comparison))", "message": "threshold and comparison are exclusive"},
-    {"rule": "!has(self.web) || (!has(self.builtin) && !has(self.query) && !has(self.comparison) && has(self.threshold))", "message": "a web metric needs a threshold and no builtin, query or comparison"}
+    {"rule": "!has(self.web) || (!has(self.builtin) && !has(self.query) && !has(self.comparison) && has(self.threshold))", "message": "a web metric needs a threshold and no builtin, query or comparison"},
+    {"rule": "!has(self.job) || (!has(self.builtin) && !has(self.query) && !has(self.comparison) && !has(self.threshold) && !has(self.web))", "message": "a job metric is judged by the Job's success: no builtin, query, comparison, threshold or web"}
 ]))]
 pub struct MetricSpec {
     /// Unique within the rollout.
@@ -113,9 +114,25 @@ pub struct MetricSpec {
     /// Prometheus query). Exclusive with `builtin`, `query` and `comparison`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<WebCheck>,
+    /// Kubernetes only: run a Job at every analysis run; its success passes, its failure fails
+    /// (docs/checks.md). Exclusive with every other kind of metric and with `threshold`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobCheck>,
     /// Template arguments.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, String>,
+}
+
+/// A Job run as a check. Sluice names it, labels it, owns it (it goes with the Rollout), adds the
+/// canary's address to every container's environment (`SLUICE_CANARY_ADDRESS`,
+/// `SLUICE_STABLE_ADDRESS`, `SLUICE_ROLLOUT`, `SLUICE_REVISION`), and deletes it once read.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCheck {
+    /// A `batch/v1` JobSpec, as in a Job's `spec` (`template` with the pod, `backoffLimit`, ...).
+    /// Without `activeDeadlineSeconds` Sluice sets 600, so a hung check cannot hold a rollout.
+    #[schemars(schema_with = "crate::schema::preserve_unknown")]
+    pub spec: serde_json::Value,
 }
 
 /// HTTP method of a web check.

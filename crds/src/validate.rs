@@ -302,6 +302,10 @@ fn validate_metric(m: &MetricSpec, field: &str, e: &mut Errors) {
         validate_web(m, w, field, e);
         return;
     }
+    if let Some(j) = &m.job {
+        validate_job(m, j, field, e);
+        return;
+    }
     let custom_comparison = m
         .comparison
         .as_ref()
@@ -523,6 +527,43 @@ fn validate_web(m: &MetricSpec, w: &crate::WebCheck, field: &str, e: &mut Errors
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !ok {
             e.push(f("headers"), format!("{k:?} is not an HTTP header name"));
+        }
+    }
+}
+
+/// A job metric: a JobSpec with a pod template, nothing else.
+fn validate_job(m: &MetricSpec, j: &crate::JobCheck, field: &str, e: &mut Errors) {
+    if m.builtin.is_some()
+        || m.query.is_some()
+        || m.comparison.is_some()
+        || m.threshold.is_some()
+        || m.web.is_some()
+    {
+        e.push(
+            field,
+            "a job metric is judged by the Job's success: remove builtin, query, comparison, threshold and web",
+        );
+    }
+    let containers = j.spec.pointer("/template/spec/containers");
+    if containers
+        .and_then(|c| c.as_array())
+        .is_none_or(|c| c.is_empty())
+    {
+        e.push(
+            format!("{field}.job.spec"),
+            "needs template.spec.containers (a batch/v1 JobSpec)",
+        );
+    }
+    if let Some(p) = j
+        .spec
+        .pointer("/template/spec/restartPolicy")
+        .and_then(|p| p.as_str())
+    {
+        if p == "Always" {
+            e.push(
+                format!("{field}.job.spec"),
+                "a Job's pods need restartPolicy Never or OnFailure",
+            );
         }
     }
 }

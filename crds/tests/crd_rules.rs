@@ -257,6 +257,10 @@ fn bad_rollouts_are_refused_with_a_message_naming_the_rule() {
             "a web metric needs a threshold and no builtin, query or comparison",
         ),
         (
+            json!({"analysis": {"metrics": [{"name": "j", "threshold": {"max": 1}, "job": {"spec": {}}}]}}),
+            "a job metric is judged by the Job's success",
+        ),
+        (
             json!({"analysis": {"metrics": [{"name": "e", "builtin": "b", "threshold": {"min": 2, "max": 1}}]}}),
             "min must not exceed max",
         ),

@@ -464,3 +464,31 @@ fn web_metrics_need_a_threshold_an_http_url_a_pointer_and_nothing_prometheus() {
         "not an HTTP header name",
     );
 }
+
+#[test]
+fn job_metrics_need_a_pod_template_and_nothing_else() {
+    let job = |yaml: &str| {
+        let mut spec = valid();
+        let m: MetricSpec = serde_saphyr::from_str(yaml).expect("metric parses");
+        spec.analysis.as_mut().unwrap().metrics = vec![m];
+        spec
+    };
+    let ok = "{name: smoke, job: {spec: {template: {spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}}}}}";
+    assert_eq!(errors_of(&job(ok)), vec![]);
+    let f = "spec.analysis.metrics[0]";
+    assert_error(
+        &job("{name: smoke, threshold: {max: 1}, job: {spec: {template: {spec: {containers: [{name: c}]}}}}}"),
+        f,
+        "judged by the Job's success",
+    );
+    assert_error(
+        &job("{name: smoke, job: {spec: {}}}"),
+        &format!("{f}.job.spec"),
+        "needs template.spec.containers",
+    );
+    assert_error(
+        &job("{name: smoke, job: {spec: {template: {spec: {restartPolicy: Always, containers: [{name: c}]}}}}}"),
+        &format!("{f}.job.spec"),
+        "restartPolicy Never or OnFailure",
+    );
+}

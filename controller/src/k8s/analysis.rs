@@ -12,8 +12,9 @@ use sluice_analysis::{MetricsSource, PrometheusClient, PrometheusConfig, Provide
 use sluice_crds::{AnalysisSpec, AnalysisTemplate, Rollout};
 use tracing::warn;
 
+use super::jobs::run_job_check;
 use super::names::Names;
-use crate::analysis_bridge::{promql_interval, run_analysis, RunInput, StepVars};
+use crate::analysis_bridge::{promql_interval, resolve_jobs, run_analysis, RunInput, StepVars};
 use crate::core::{AnalysisRun, MetricOutcome, VerdictKind};
 
 /// Runs one analysis of `revision` for a Rollout (its spec names the metrics, its status holds
@@ -176,7 +177,20 @@ impl AnalysisRunner for BridgeAnalysis {
                 revision,
                 now,
             };
-            run_analysis(input, source.as_ref()).await
+            let mut run = run_analysis(input, source.as_ref()).await;
+            let names = Names::of(rollout);
+            for (metric, check) in resolve_jobs(&spec, &templates) {
+                let saved = status
+                    .analysis
+                    .metrics
+                    .iter()
+                    .find(|m| m.name == metric)
+                    .and_then(|m| m.sequential_state.as_ref());
+                let outcome =
+                    run_job_check(&self.client, &names, &metric, &check, revision, saved).await;
+                run.metrics.push(outcome);
+            }
+            run
         })
     }
 }

@@ -4,7 +4,7 @@
 //! (Deployments/Services behind a trait) built from the pure `objects` and `raw` (pod templates
 //! as the API server returned them), `status` (merge-patch
 //! writes with conflict retry), `finalizer`, `routers` (which `TrafficRouter`), `discovery` (which router
-//! CRDs the cluster serves), `analysis`,
+//! CRDs the cluster serves), `analysis`, `jobs` (Job checks),
 //! `guard` (Rollouts that do not decode), `events` (Events within the API
 //! server's limits), `fence` (leadership ends by the Lease's own times), `leader` (Lease election as a `watch::Receiver<bool>`), `run` (the `sluice controller` command).
 
@@ -17,6 +17,7 @@ pub mod fence;
 pub mod finalizer;
 pub mod guard;
 pub mod hash;
+pub mod jobs;
 pub mod leader;
 pub mod names;
 pub mod objects;

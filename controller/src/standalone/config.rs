@@ -311,6 +311,14 @@ impl RolloutConfig {
                 problems.push(format!("analysis metric {:?}: {e}", m.name));
             }
         }
+        for m in self.analysis.iter().flat_map(|a| &a.metrics) {
+            if m.job.is_some() {
+                problems.push(format!(
+                    "analysis metric {:?}: job metrics run only on Kubernetes; use commandChecks",
+                    m.name
+                ));
+            }
+        }
         if !self.command_checks.is_empty() && self.analysis.is_none() {
             problems.push(
                 "commandChecks run at each analysis: add an analysis section (interval, limits)"
