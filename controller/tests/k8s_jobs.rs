@@ -138,8 +138,14 @@ async fn started() -> (Bed, Job) {
 async fn the_job_is_built_from_the_metric_and_its_success_promotes() {
     let (bed, job) = started().await;
     let name = job.metadata.name.clone().unwrap();
-    assert_eq!(name, "podinfo-smoke-1");
     let labels = job.metadata.labels.clone().unwrap_or_default();
+    let revision = get_rollout(&bed.client)
+        .await
+        .status
+        .and_then(|s| s.canary_revision)
+        .expect("canary revision");
+    assert_eq!(name, format!("podinfo-smoke-{}-1", &revision[..8]));
+    assert_eq!(labels.get("sluice.dev/revision"), Some(&revision));
     assert_eq!(
         labels.get("sluice.dev/rollout").map(String::as_str),
         Some(APP)
@@ -152,6 +158,7 @@ async fn the_job_is_built_from_the_metric_and_its_success_promotes() {
     assert_eq!(owner.first().map(|o| o.kind.as_str()), Some("Rollout"));
     let spec = job.spec.clone().unwrap();
     assert_eq!(spec.active_deadline_seconds, Some(600));
+    assert_eq!(spec.ttl_seconds_after_finished, Some(3600));
     assert_eq!(spec.backoff_limit, Some(0));
     let env = spec.template.spec.unwrap().containers[0]
         .env
@@ -215,7 +222,9 @@ async fn a_failed_job_aborts_with_its_reason() {
     assert_eq!(st.phase.to_string(), "Failed", "{st:?}");
     let reason = st.abort.map(|a| a.reason).unwrap_or_default();
     assert!(
-        reason.contains("Job podinfo-smoke-1 failed (BackoffLimitExceeded: Job has reached the specified backoff limit)"),
+        reason.contains(&format!(
+            "Job {name} failed (BackoffLimitExceeded: Job has reached the specified backoff limit)"
+        )),
         "{reason}"
     );
     assert!(
@@ -247,5 +256,42 @@ async fn a_job_that_vanishes_is_an_error_not_a_pass() {
             .unwrap_or_default()
             .contains("disappeared before it finished"),
         "{m:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_new_revision_gets_its_own_job_not_the_old_ones_result() {
+    let (bed, first) = started().await;
+    let first_name = first.metadata.name.clone().unwrap();
+    // The old revision's Job succeeds only after a newer revision replaced it in the rollout.
+    set_image(&bed.client, "podinfo:3.0").await;
+    let mut second = None;
+    for _ in 0..20 {
+        bed.tick().await;
+        second = jobs(&bed.client)
+            .await
+            .into_iter()
+            .find(|j| j.metadata.name.as_deref() != Some(first_name.as_str()));
+        if second.is_some() {
+            break;
+        }
+    }
+    let second = second.expect("a Job for the new revision");
+    let revision = get_rollout(&bed.client)
+        .await
+        .status
+        .and_then(|s| s.canary_revision)
+        .expect("canary revision");
+    let labels = second.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("sluice.dev/revision"), Some(&revision));
+    bed.finish(&first_name, json!({"type": "Complete", "status": "True"}))
+        .await;
+    for _ in 0..3 {
+        bed.tick().await;
+    }
+    assert_eq!(
+        bed.phase().await,
+        "Progressing",
+        "promoted on the old revision's Job"
     );
 }

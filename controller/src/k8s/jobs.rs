@@ -31,6 +31,11 @@ use crate::core::{MetricOutcome, VerdictKind};
 pub const DEFAULT_DEADLINE_SECONDS: i64 = 600;
 /// Label on check Jobs naming the metric.
 pub const CHECK_LABEL: &str = "sluice.dev/check";
+/// Label on check Jobs naming the canary revision they check.
+pub const CHECK_REVISION_LABEL: &str = "sluice.dev/revision";
+/// Seconds a finished check Job may outlive its reading (Kubernetes' TTL-after-finished
+/// controller deletes it), for a Job whose rollout moved on before reading it.
+pub const TTL_AFTER_FINISHED_SECONDS: i64 = 3600;
 /// Log lines of a failed Job's pod quoted in the reason.
 const LOG_LINES: i64 = 5;
 
@@ -85,9 +90,12 @@ pub fn job_result(status: Option<&Value>) -> JobResult {
     }
 }
 
-/// A DNS-1123 label for the `n`th Job of `metric`: `ROLLOUT-METRIC-N`, shortened to 63.
-pub fn job_name(rollout: &str, metric: &str, n: u32) -> String {
-    let suffix = format!("-{n}");
+/// A DNS-1123 label for the `n`th Job of `metric` for `revision`: `ROLLOUT-METRIC-REV-N` (the
+/// first 8 characters of the revision), shortened to 63. The revision is in the name so that a
+/// Job of an earlier canary revision is never taken for this one's.
+pub fn job_name(rollout: &str, metric: &str, revision: &str, n: u32) -> String {
+    let rev: String = dns_part(revision).chars().take(8).collect();
+    let suffix = format!("-{rev}-{n}");
     let mut base = format!("{rollout}-{}", dns_part(metric));
     base.truncate(63 - suffix.len());
     format!("{}{suffix}", base.trim_end_matches('-'))
@@ -119,6 +127,9 @@ pub fn build_job(
     }
     if spec.get("activeDeadlineSeconds").is_none() {
         spec["activeDeadlineSeconds"] = json!(DEFAULT_DEADLINE_SECONDS);
+    }
+    if spec.get("ttlSecondsAfterFinished").is_none() {
+        spec["ttlSecondsAfterFinished"] = json!(TTL_AFTER_FINISHED_SECONDS);
     }
     let env = [
         ("SLUICE_ROLLOUT", names.rollout.clone()),
@@ -160,6 +171,7 @@ pub fn build_job(
         labels.insert(k, json!(v));
     }
     labels.insert(CHECK_LABEL.into(), json!(dns_part(metric)));
+    labels.insert(CHECK_REVISION_LABEL.into(), json!(dns_part(revision)));
     Ok(json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -187,6 +199,14 @@ fn outcome(
         reason,
         sequential_state: serde_json::to_value(st).ok(),
     }
+}
+
+/// Whether an existing Job is the one this check would create (labels of this Rollout and
+/// revision).
+fn is_this_check(j: &Job, names: &Names, revision: &str) -> bool {
+    let labels = j.metadata.labels.clone().unwrap_or_default();
+    labels.get(super::names::ROLLOUT_LABEL) == Some(&names.rollout)
+        && labels.get(CHECK_REVISION_LABEL).map(String::as_str) == Some(dns_part(revision).as_str())
 }
 
 fn started(metric: &str, mut st: JobState, name: &str) -> MetricOutcome {
@@ -219,7 +239,7 @@ pub async fn run_job_check(
     }
     let api: Api<Job> = Api::namespaced(client.clone(), &names.namespace);
     let Some(name) = st.job.clone() else {
-        let name = job_name(&names.rollout, metric, st.runs + 1);
+        let name = job_name(&names.rollout, metric, revision, st.runs + 1);
         let job = match build_job(names, metric, check, &name, revision)
             .and_then(|v| serde_json::from_value::<Job>(v).map_err(|e| format!("job.spec: {e}")))
         {
@@ -230,7 +250,19 @@ pub async fn run_job_check(
         // lost; it is read from the next run on.
         return match api.create(&PostParams::default(), &job).await {
             Ok(_) => started(metric, st, &name),
-            Err(e) if is_conflict(&e) => started(metric, st, &name),
+            Err(e) if is_conflict(&e) => match api.get_opt(&name).await {
+                Ok(Some(j)) if is_this_check(&j, names, revision) => started(metric, st, &name),
+                _ => outcome(
+                    metric,
+                    VerdictKind::Error,
+                    None,
+                    format!(
+                        "a Job {}/{name} exists that is not this check's: delete or rename it",
+                        names.namespace
+                    ),
+                    &st,
+                ),
+            },
             Err(e) => outcome(
                 metric,
                 VerdictKind::Error,
@@ -341,10 +373,13 @@ mod tests {
 
     #[test]
     fn names_are_dns_labels_of_at_most_63() {
-        assert_eq!(job_name("web", "Smoke Test", 1), "web-smoke-test-1");
-        let long = job_name(&"r".repeat(50), &"m".repeat(50), 12);
+        assert_eq!(
+            job_name("web", "Smoke Test", "9f3A1c77d2e4b5a0", 1),
+            "web-smoke-test-9f3a1c77-1"
+        );
+        let long = job_name(&"r".repeat(50), &"m".repeat(50), "v2", 12);
         assert_eq!(long.len(), 63);
-        assert!(long.ends_with("-12"));
+        assert!(long.ends_with("-v2-12"));
     }
 
     #[test]
