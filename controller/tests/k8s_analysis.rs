@@ -29,6 +29,7 @@ fn analysed_rollout() -> Rollout {
         failure_limit: 0,
         inconclusive_limit: 3,
         error_limit: 3,
+        on_errors: Default::default(),
         metrics: vec![MetricSpec {
             name: "success".into(),
             query: Some(QUERY.into()),

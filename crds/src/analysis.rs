@@ -28,9 +28,14 @@ pub struct AnalysisSpec {
     /// What happens past the inconclusive limit. Default `pause` (a human decides).
     #[serde(default)]
     pub on_inconclusive: InconclusivePolicy,
-    /// Consecutive query errors (Prometheus down, bad query) tolerated before the rollout pauses. Default 3.
+    /// Consecutive query errors (Prometheus down, bad query) tolerated before the rollout is held. Default 3.
     #[serde(default = "default_inconclusive_limit")]
     pub error_limit: u32,
+    /// How a hold for query errors ends. Default `resume`: analysis keeps querying and the hold
+    /// ends by itself at the first run without errors (within `progressDeadlineSeconds` from the
+    /// hold's start; after that a human decides). `pause`: a human decides at once.
+    #[serde(default, skip_serializing_if = "ErrorPolicy::is_default")]
+    pub on_errors: ErrorPolicy,
     /// Prometheus to query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<PrometheusSpec>,
@@ -58,6 +63,23 @@ pub enum InconclusivePolicy {
     Pause,
     /// Roll back.
     Fail,
+}
+
+/// How a hold for analysis errors ends.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorPolicy {
+    /// Keep querying; resume by itself once a run has no errors.
+    #[default]
+    Resume,
+    /// Pause and wait for a human (resume, promote or abort).
+    Pause,
+}
+
+impl ErrorPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Where Prometheus is.

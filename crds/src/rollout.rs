@@ -49,6 +49,9 @@ pub struct RolloutSpec {
     #[serde(default = "default_progress_deadline")]
     #[schemars(range(min = 1))]
     pub progress_deadline_seconds: i64,
+    /// What happens when a canary that was ready stops serving while it holds traffic.
+    #[serde(default, skip_serializing_if = "CanaryLossSpec::is_default")]
+    pub canary_loss: CanaryLossSpec,
     /// After promotion, seconds during which a firing alert reverts to the previous stable. Default 0.
     #[serde(default)]
     #[schemars(range(min = 0))]
@@ -66,6 +69,56 @@ pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i64 = 600;
 
 fn default_progress_deadline() -> i64 {
     DEFAULT_PROGRESS_DEADLINE_SECONDS
+}
+
+/// A canary that was ready and has no ready pod any more while it holds traffic: every request
+/// routed to it fails. Its weight goes to 0 after `graceSeconds` (analysis keeps running until
+/// then, so its errors are evidence), then `policy` decides.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryLossSpec {
+    /// Seconds a weighted canary may have no ready pod before its weight goes to 0. Default 10.
+    #[serde(default = "default_canary_loss_grace")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub grace_seconds: i64,
+    /// After the weight went to 0: `rollback` (default) or `hold` (wait for the canary to be
+    /// ready again within `progressDeadlineSeconds`, then restore the step's weight).
+    #[serde(default)]
+    pub policy: CanaryLossPolicy,
+}
+
+/// Default `canaryLoss.graceSeconds`.
+pub const DEFAULT_CANARY_LOSS_GRACE_SECONDS: i64 = 10;
+
+fn default_canary_loss_grace() -> i64 {
+    DEFAULT_CANARY_LOSS_GRACE_SECONDS
+}
+
+impl Default for CanaryLossSpec {
+    fn default() -> Self {
+        Self {
+            grace_seconds: DEFAULT_CANARY_LOSS_GRACE_SECONDS,
+            policy: CanaryLossPolicy::default(),
+        }
+    }
+}
+
+impl CanaryLossSpec {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// What follows a lost canary's weight going to 0.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum CanaryLossPolicy {
+    /// Roll the revision back (abort source `canaryLost`).
+    #[default]
+    Rollback,
+    /// Keep the rollout at weight 0 until the canary is ready again (bounded by
+    /// `progressDeadlineSeconds` from the loss), then restore the step's weight.
+    Hold,
 }
 
 /// Reference to the rolled-out workload.

@@ -91,6 +91,13 @@ pub struct RolloutStatus {
     /// When the current step started (timed pauses, readiness deadline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_started_at: Option<DateTime<Utc>>,
+    /// When the promotion of the current (or last) revision began: its last step completed, or
+    /// `promoteFull`. Cleared when a new revision starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_started_at: Option<DateTime<Utc>>,
+    /// Why that promotion began, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_reason: Option<String>,
     /// When the last promotion completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<DateTime<Utc>>,
@@ -129,6 +136,10 @@ pub struct AnalysisStatus {
     /// Consecutive runs with errors.
     #[serde(default)]
     pub consecutive_errors: u32,
+    /// When the current hold for query errors began (errors past `errorLimit`); cleared when a
+    /// run works again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_hold_since: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricStatus>,
 }

@@ -74,6 +74,9 @@ pub fn validate(
     if spec.progress_deadline_seconds <= 0 {
         e.push("spec.progressDeadlineSeconds", "must be > 0");
     }
+    if !(0..=3600).contains(&spec.canary_loss.grace_seconds) {
+        e.push("spec.canaryLoss.graceSeconds", "must be 0..=3600");
+    }
     if spec.post_promotion_watch_seconds < 0 {
         e.push("spec.postPromotionWatchSeconds", "must be >= 0");
     }

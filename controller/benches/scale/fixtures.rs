@@ -61,6 +61,7 @@ pub fn rollout(i: usize) -> Rollout {
                 failure_limit: 0,
                 inconclusive_limit: 3,
                 error_limit: 3,
+                on_errors: Default::default(),
                 metrics: vec![MetricSpec {
                     name: "success".into(),
                     query: Some(QUERY.into()),
@@ -73,6 +74,7 @@ pub fn rollout(i: usize) -> Rollout {
                 ..AnalysisSpec::default()
             }),
             progress_deadline_seconds: 3600,
+            canary_loss: Default::default(),
             ..RolloutSpec::default()
         },
     );

@@ -110,8 +110,25 @@ pub struct RolloutView {
     pub previous_stable_revision: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// When the current step began (`status.stepStartedAt`): a timed pause ends a duration
+    /// after it; while Promoting, when promotion began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<DateTime<Utc>>,
+    /// When the decision to promote this revision was taken (phase Promoting began) and why
+    /// (`all N steps completed`, `promoteFull command ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_reason: Option<String>,
+    /// When the promotion finished (the primary runs the revision, all traffic on it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<DateTime<Utc>>,
+    /// When the decision to roll back was taken (phase RollingBack began) and why, as
+    /// `SOURCE: REASON` (`abort` has the same in parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_reason: Option<String>,
     #[serde(default)]
     pub post_promotion_watch_seconds: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,7 +190,15 @@ impl RolloutView {
             }),
             previous_stable_revision: status.previous_stable_revision.clone(),
             started_at: status.started_at,
+            step_started_at: status.step_started_at,
+            promotion_started_at: status.promotion_started_at,
+            promotion_reason: status.promotion_reason.clone(),
             promoted_at: status.promoted_at,
+            rollback_started_at: status.abort.as_ref().map(|a| a.at),
+            rollback_reason: status
+                .abort
+                .as_ref()
+                .map(|a| format!("{}: {}", a.source, a.reason)),
             post_promotion_watch_seconds: spec.post_promotion_watch_seconds,
             abort: status.abort.clone(),
             analysis: status

@@ -131,6 +131,7 @@ impl SluiceConfig {
                 inconclusive_limit: 3,
                 on_inconclusive: InconclusivePolicy::Pause,
                 error_limit: 3,
+                on_errors: Default::default(),
                 prometheus: None,
                 metrics: vec![
                     metric("errors", "nginx-errors-vs-stable", self.floor),
@@ -140,6 +141,7 @@ impl SluiceConfig {
             }),
             alerts: vec![],
             progress_deadline_seconds: 600,
+            canary_loss: Default::default(),
             post_promotion_watch_seconds: 0,
             paused: false,
             skip_analysis: false,

@@ -2,7 +2,7 @@
 //! A run passes only if every metric passes; `Pending` (a sequential test still collecting
 //! evidence) changes no counter.
 
-use sluice_crds::{InconclusivePolicy, Phase, Step};
+use sluice_crds::{ErrorPolicy, InconclusivePolicy, Phase, Step};
 
 use super::ctx::{add, Ctx};
 use super::model::{AnalysisRun, Effect, EventType, VerdictKind};
@@ -55,6 +55,25 @@ pub(crate) fn absorb(cx: &mut Ctx) -> Absorbed {
     a.last_run_at = Some(run.at);
     a.runs += 1;
     let verdict = run_verdict(run);
+    let error_hold = a.consecutive_errors > spec.error_limit;
+    if error_hold && verdict != VerdictKind::Error {
+        // Queries work again: the hold for errors ends by itself (onErrors: resume, or a
+        // human-awaited hold that a good run ends as well: the errors are gone).
+        a.error_hold_since = None;
+        let msg = format!(
+            "queries work again after {} failed runs: analysis resumes",
+            a.consecutive_errors
+        );
+        cx.st.set_condition(
+            super::conditions::PAUSED,
+            false,
+            "AnalysisRecovered",
+            &msg,
+            run.at,
+        );
+        cx.event(EventType::Normal, "AnalysisRecovered", msg);
+    }
+    let a = &mut cx.st.analysis;
     match verdict {
         VerdictKind::Pass => {
             a.consecutive_passes += 1;
@@ -103,12 +122,17 @@ pub(crate) fn absorb(cx: &mut Ctx) -> Absorbed {
             a.consecutive_errors += 1;
             a.consecutive_passes = 0;
             a.consecutive_inconclusive = 0;
-            if a.consecutive_errors > spec.error_limit {
+            if a.consecutive_errors == spec.error_limit + 1 {
+                a.error_hold_since = Some(run.at);
                 let reason = format!("analysis errors: {}", describe(run, VerdictKind::Error));
+                let next = match spec.on_errors {
+                    ErrorPolicy::Resume => "held until queries work again",
+                    ErrorPolicy::Pause => "waiting for a human",
+                };
                 cx.event(
                     EventType::Warning,
                     "AnalysisErrors",
-                    format!("{reason}, waiting for a human"),
+                    format!("{reason}, {next}"),
                 );
             }
         }

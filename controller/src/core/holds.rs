@@ -1,16 +1,21 @@
-//! Holds: reasons a rollout in progress stops moving (no weight change, no analysis counting)
-//! until a human acts. Derived from status and spec each call, so they survive restarts.
+//! Holds: reasons a rollout in progress stops moving (no weight change). Most wait for a
+//! human; a hold for query errors under `onErrors: resume` keeps analysis running and ends by
+//! itself at the first run without errors, within the progress deadline from its start.
+//! Derived from status and spec each call, so they survive restarts.
 
-use sluice_crds::{InconclusivePolicy, Phase, RolloutStatus};
+use sluice_crds::{ErrorPolicy, InconclusivePolicy, Phase, RolloutStatus};
 
 use super::conditions as cond;
-use super::ctx::Ctx;
+use super::ctx::{add, Ctx};
+use super::plan::progress_deadline;
 
 /// Why the rollout is held.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Hold {
     pub reason: &'static str,
     pub message: String,
+    /// Analysis keeps running, and a run without errors ends the hold.
+    pub analysing: bool,
 }
 
 /// The hold in force, highest priority first.
@@ -25,12 +30,14 @@ pub(crate) fn current(cx: &Ctx) -> Option<Hold> {
         return Some(Hold {
             reason: cond::REASON_COMMAND,
             message: format!("paused by command {by}, waiting for resume, promote or abort"),
+            analysing: false,
         });
     }
     if cx.spec.paused {
         return Some(Hold {
             reason: "SpecPaused",
             message: "paused by spec.paused".to_string(),
+            analysing: false,
         });
     }
     let a = cx.spec.analysis.as_ref()?;
@@ -38,12 +45,28 @@ pub(crate) fn current(cx: &Ctx) -> Option<Hold> {
         return None;
     }
     if cx.st.analysis.consecutive_errors > a.error_limit {
+        let errors = last_reasons(&cx.st, "Error");
+        let since = cx.st.analysis.error_hold_since.unwrap_or(cx.now);
+        let until = add(since, progress_deadline(cx.spec));
+        if a.on_errors == ErrorPolicy::Resume && cx.now < until {
+            return Some(Hold {
+                reason: "AnalysisErrors",
+                message: format!(
+                    "analysis errors: {errors}; held, resuming by itself once queries work again (until {}, then waiting for a human)",
+                    until.format("%H:%M:%S")
+                ),
+                analysing: true,
+            });
+        }
+        let why = if a.on_errors == ErrorPolicy::Pause {
+            "onErrors: pause"
+        } else {
+            "still failing after progressDeadlineSeconds"
+        };
         return Some(Hold {
             reason: "AnalysisErrors",
-            message: format!(
-                "analysis errors: {}, waiting for a human",
-                last_reasons(&cx.st, "Error")
-            ),
+            message: format!("analysis errors: {errors} ({why}), waiting for a human"),
+            analysing: false,
         });
     }
     if a.on_inconclusive == InconclusivePolicy::Pause
@@ -55,6 +78,7 @@ pub(crate) fn current(cx: &Ctx) -> Option<Hold> {
                 "analysis inconclusive: {}, waiting for a human",
                 last_reasons(&cx.st, "Inconclusive")
             ),
+            analysing: false,
         });
     }
     None
@@ -76,6 +100,7 @@ pub(crate) fn apply(cx: &mut Ctx) -> bool {
 pub(crate) fn release(cx: &mut Ctx, by: &str) {
     cx.st.analysis.consecutive_inconclusive = 0;
     cx.st.analysis.consecutive_errors = 0;
+    cx.st.analysis.error_hold_since = None;
     if cond::is_true(&cx.st, cond::PAUSED) {
         let msg = format!("released by {by}");
         cx.st

@@ -61,6 +61,8 @@ pub(crate) fn start(cx: &mut Ctx, revision: &str, reason: &str) {
     cx.st.canary_weight = 0;
     cx.st.analysis = AnalysisStatus::default();
     cx.st.abort = None;
+    cx.st.promotion_started_at = None;
+    cx.st.promotion_reason = None;
     cx.st.phase = Phase::Progressing;
     let msg = format!("rolling out revision {revision} (stable {stable})");
     cx.message(msg.clone());

@@ -21,9 +21,11 @@
 //!
 //! Layout: `lifecycle` dispatches on the phase; `initialize`, `progress`, `promotion` and
 //! `rollback` handle their phases; `analysis_gate` absorbs runs and schedules the next one;
-//! `commands` applies promote/promoteFull/abort/pause/resume once; `holds` derives holds.
+//! `commands` applies promote/promoteFull/abort/pause/resume once; `holds` derives holds;
+//! `canary_loss` takes the weight off a canary that stops serving while it holds traffic.
 
 mod analysis_gate;
+pub mod canary_loss;
 mod commands;
 pub mod conditions;
 mod ctx;

@@ -5,6 +5,7 @@
 use sluice_crds::{Phase, Step};
 
 use super::analysis_gate::{self, Absorbed};
+use super::canary_loss::{self, Loss};
 use super::conditions as cond;
 use super::ctx::{add, Ctx};
 use super::model::{Effect, EventType};
@@ -23,7 +24,26 @@ pub(crate) fn tick(cx: &mut Ctx) {
             None => return,
         }
     }
-    if holds::apply(cx) {
+    match canary_loss::check(cx, &canary) {
+        Loss::Handled => return,
+        Loss::Grace { message } => {
+            // The canary still holds weight: analysis goes on, its failures are evidence.
+            if analysis_gate::absorb(cx) == Absorbed::Aborted {
+                return;
+            }
+            if !holds::apply(cx) {
+                cx.st.phase = Phase::Progressing;
+            }
+            cx.message(message);
+            analysis_gate::schedule(cx);
+            return;
+        }
+        Loss::Serving => {}
+    }
+    // Holds that wait for a human stop everything; a hold for query errors that may end by
+    // itself keeps analysis running (below).
+    if holds::current(cx).is_some_and(|h| !h.analysing) {
+        holds::apply(cx);
         return;
     }
     if !canary_ready(cx, &canary) {
@@ -32,7 +52,11 @@ pub(crate) fn tick(cx: &mut Ctx) {
     if analysis_gate::absorb(cx) == Absorbed::Aborted {
         return;
     }
-    if holds::apply(cx) {
+    if let Some(h) = holds::current(cx) {
+        holds::apply(cx);
+        if h.analysing {
+            analysis_gate::schedule(cx);
+        }
         return;
     }
     run_steps(cx);
@@ -86,7 +110,14 @@ fn superseded(cx: &mut Ctx, old: &str) -> Option<String> {
 fn canary_ready(cx: &mut Ctx, canary: &str) -> bool {
     let t = &cx.obs.target;
     let now = cx.now;
-    if t.ready && t.replicas > 0 && t.revision.as_deref() == Some(canary) {
+    let runs_canary = t.replicas > 0 && t.revision.as_deref() == Some(canary);
+    // Once ready, a canary with some ready pods still serves its share (a pod restarting is
+    // not a reason to stop analysis); one with none is handled by `canary_loss`.
+    let serving = t.ready_replicas > 0 && cond::is_true(&cx.st, cond::CANARY_READY);
+    if runs_canary && (t.ready || serving) {
+        if !t.ready {
+            return true;
+        }
         if cx.st.current_step == 0 && !cond::is_true(&cx.st, cond::CANARY_READY) {
             // The first step's clock (pause, analysis interval) starts when the canary is up.
             cx.st.step_started_at = Some(now);

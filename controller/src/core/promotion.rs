@@ -14,7 +14,15 @@ pub(crate) fn enter(cx: &mut Ctx) {
     let rev = cx.st.canary_revision.clone().unwrap_or_default();
     cx.st.phase = Phase::Promoting;
     cx.st.step_started_at = Some(cx.now);
-    let msg = format!("promoting revision {rev}: updating the primary");
+    let reason = match cx.st.acknowledged_command.as_ref() {
+        Some(a) if a.action == "promoteFull" && a.at == cx.now => {
+            format!("promoteFull command {}", a.id)
+        }
+        _ => format!("all {} steps completed", cx.plan.steps.len()),
+    };
+    cx.st.promotion_started_at = Some(cx.now);
+    cx.st.promotion_reason = Some(reason.clone());
+    let msg = format!("promoting revision {rev} ({reason}): updating the primary");
     cx.st
         .set_condition(cond::PROGRESSING, true, "Promoting", &msg, cx.now);
     cx.st

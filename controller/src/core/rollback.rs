@@ -179,6 +179,7 @@ fn reason_word(source: &str) -> String {
         "command" => "AbortCommand",
         "alert" => "AlertFiring",
         "deadline" => "ProgressDeadlineExceeded",
+        "canaryLost" => "CanaryLost",
         _ => "Aborted",
     }
     .to_string()

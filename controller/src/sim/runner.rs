@@ -203,6 +203,11 @@ impl Simulator {
                 }
             }
             ScriptAction::RouterLag(d) => self.world.router_lag = *d,
+            ScriptAction::CanaryDies(back_after) => {
+                if self.world.target.replicas > 0 {
+                    self.world.target.ready_at = Some(add(now, *back_after));
+                }
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! What happens in the world at given times: new revisions, commands, spec.paused flips,
-//! readiness changes.
+//! readiness changes, canary deaths.
 
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub enum ScriptAction {
     CanaryReadyDelay(Duration),
     /// From now on, router changes take this long to apply.
     RouterLag(Duration),
+    /// Every canary pod dies now (no ready pod; replicas unchanged) and comes back after this
+    /// long (`Duration::MAX`: never).
+    CanaryDies(Duration),
 }
 
 /// A change at `at` after the start of the simulation.

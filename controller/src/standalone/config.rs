@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sluice_crds::{
-    AlertMatcher, AnalysisSpec, AnalysisTemplate, AnalysisTemplateSpec, NginxRouter, RolloutSpec,
-    RouterSpec, ServiceSpec, Strategy, TargetRef, TraefikRouter,
+    AlertMatcher, AnalysisSpec, AnalysisTemplate, AnalysisTemplateSpec, CanaryLossSpec,
+    NginxRouter, RolloutSpec, RouterSpec, ServiceSpec, Strategy, TargetRef, TraefikRouter,
 };
 
 use crate::router::nginx_file::NginxFileSpec;
@@ -130,6 +130,8 @@ pub struct RolloutConfig {
     pub alerts: Vec<AlertMatcher>,
     #[serde(default = "default_deadline")]
     pub progress_deadline_seconds: i64,
+    #[serde(default, skip_serializing_if = "CanaryLossSpec::is_default")]
+    pub canary_loss: CanaryLossSpec,
     #[serde(default)]
     pub post_promotion_watch_seconds: i64,
     #[serde(default)]
@@ -259,6 +261,7 @@ impl RolloutConfig {
             analysis: self.analysis.clone(),
             alerts: self.alerts.clone(),
             progress_deadline_seconds: self.progress_deadline_seconds,
+            canary_loss: self.canary_loss.clone(),
             post_promotion_watch_seconds: self.post_promotion_watch_seconds,
             paused: self.paused,
             skip_analysis: self.skip_analysis,

@@ -30,6 +30,7 @@ pub fn analysis() -> AnalysisSpec {
         inconclusive_limit: 3,
         on_inconclusive: InconclusivePolicy::Pause,
         error_limit: 3,
+        on_errors: Default::default(),
         prometheus: None,
         metrics: vec![MetricSpec {
             name: "error-rate".to_string(),
@@ -66,6 +67,7 @@ fn base(strategy: Strategy) -> RolloutSpec {
         analysis: Some(analysis()),
         alerts: vec![],
         progress_deadline_seconds: 120,
+        canary_loss: Default::default(),
         post_promotion_watch_seconds: 0,
         paused: false,
         skip_analysis: false,

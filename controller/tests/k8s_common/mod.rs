@@ -101,6 +101,7 @@ pub fn rollout() -> Rollout {
                 ..RouterSpec::default()
             },
             progress_deadline_seconds: 600,
+            canary_loss: Default::default(),
             ..RolloutSpec::default()
         },
     );
