@@ -314,7 +314,10 @@ fn errors_pause_and_never_roll_back() {
     let script = Script::new()
         .revision(30, "v2")
         .command(400, "go-on", CommandAction::Resume);
-    let tl = run(&canary(steps()), oracle, script, 900);
+    // `onErrors: pause` (a human decides); the default `resume` is in core_error_hold.rs.
+    let mut spec = canary(steps());
+    spec.analysis.as_mut().unwrap().on_errors = sluice_crds::ErrorPolicy::Pause;
+    let tl = run(&spec, oracle, script, 900);
     assert!(!tl.phases().contains(&Phase::RollingBack));
     assert!(!tl.phases().contains(&Phase::Failed));
     assert_eq!(tl.final_phase(), Phase::Paused);

@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use sluice_crds::Phase;
+
 use crate::api::RolloutView;
 
 /// A number for people: at most 4 significant decimals, no trailing zeros (`0.9523`, `1.2`, `42`).
@@ -72,8 +74,17 @@ pub fn status_text(v: &RolloutView) -> String {
     if let Some(d) = v.desired_revision.as_deref().filter(|d| !is_rolled(v, d)) {
         let _ = writeln!(s, "Target:   {d} (not rolled out yet)");
     }
+    if let Some(times) = decision_times(v) {
+        let _ = writeln!(s, "Times:    {times}");
+    }
     if let Some(a) = &v.abort {
-        let _ = write!(s, "Aborted:  {} ({})", a.reason, a.source);
+        let _ = write!(
+            s,
+            "Aborted:  {} ({}) at {}",
+            a.reason,
+            a.source,
+            a.at.format("%H:%M:%S")
+        );
         if let Some(alert) = &a.alert_name {
             let _ = write!(s, " alert {alert}");
         }
@@ -120,6 +131,32 @@ pub fn status_text(v: &RolloutView) -> String {
         );
     }
     s
+}
+
+/// When the rollout, its current step and its promotion began (UTC, for people).
+fn decision_times(v: &RolloutView) -> Option<String> {
+    let hms = |t: &chrono::DateTime<chrono::Utc>| t.format("%H:%M:%S").to_string();
+    let mut parts = Vec::new();
+    if let Some(t) = &v.started_at {
+        parts.push(format!("started {}", hms(t)));
+    }
+    if v.phase.in_progress() {
+        if let Some(t) = &v.step_started_at {
+            parts.push(format!("step since {}", hms(t)));
+        }
+    }
+    if let Some(t) = &v.promotion_started_at {
+        let why = v.promotion_reason.as_deref().unwrap_or("promotion");
+        parts.push(format!("promoting since {} ({why})", hms(t)));
+    }
+    if let Some(t) = v
+        .promoted_at
+        .as_ref()
+        .filter(|_| v.phase == Phase::Succeeded)
+    {
+        parts.push(format!("promoted {}", hms(t)));
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// The revision is the stable one or the one in progress.
