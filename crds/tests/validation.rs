@@ -59,6 +59,30 @@ fn the_valid_spec_passes_and_defaults_apply() {
     let a = s.analysis.as_ref().unwrap();
     assert_eq!(a.inconclusive_limit, 3);
     assert_eq!(a.on_inconclusive, InconclusivePolicy::Pause);
+    assert_eq!(a.on_errors, ErrorPolicy::Resume);
+    assert_eq!(s.canary_loss.grace_seconds, 10);
+    assert_eq!(s.canary_loss.policy, CanaryLossPolicy::Rollback);
+}
+
+#[test]
+fn canary_loss_grace_out_of_range() {
+    for bad in [-1, 3601] {
+        let mut s = valid();
+        s.canary_loss.grace_seconds = bad;
+        assert_error(&s, "spec.canaryLoss.graceSeconds", "0..=3600");
+    }
+}
+
+#[test]
+fn canary_loss_and_on_errors_parse_and_unknown_policies_are_refused() {
+    let text = "graceSeconds: 3\npolicy: hold\n";
+    let c: CanaryLossSpec = serde_saphyr::from_str(text).unwrap();
+    assert_eq!((c.grace_seconds, c.policy), (3, CanaryLossPolicy::Hold));
+    let e = serde_saphyr::from_str::<CanaryLossSpec>("policy: retry\n").unwrap_err();
+    assert!(e.to_string().contains("retry"), "{e}");
+    let p: ErrorPolicy = serde_saphyr::from_str("pause").unwrap();
+    assert_eq!(p, ErrorPolicy::Pause);
+    assert!(serde_saphyr::from_str::<ErrorPolicy>("human").is_err());
 }
 
 #[test]

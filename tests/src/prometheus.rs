@@ -120,18 +120,7 @@ impl PrometheusBuilder {
             }
         }
         let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-lifecycle")
-            // Default 1m: an alert that fired before Alertmanager was discovered would wait that long.
-            .arg("--rules.alert.resend-delay=1s")
-            .current_dir(dir.path());
-        let mut proc = Proc::spawn("prometheus", &mut cmd, &dir.path().join("prometheus.log"))?;
+        let mut proc = spawn(&bin, &config, dir.path(), port, "prometheus.log")?;
         let url = format!("http://127.0.0.1:{port}");
         proc.wait_ready(&format!("{url}/-/ready"), READY_TIMEOUT)
             .await?;
@@ -148,6 +137,22 @@ impl PrometheusBuilder {
         }
         Ok(prom)
     }
+}
+
+/// Prometheus on `port` with this config, its data under `dir/data`.
+fn spawn(bin: &Path, config: &Path, dir: &Path, port: u16, log: &str) -> Result<Proc> {
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-lifecycle")
+        // Default 1m: an alert that fired before Alertmanager was discovered would wait that long.
+        .arg("--rules.alert.resend-delay=1s")
+        .current_dir(dir);
+    Proc::spawn("prometheus", &mut cmd, &dir.join(log))
 }
 
 /// One series for [`openmetrics`]: labels (with `__name__`) and `(unix ms, value)` samples.
@@ -270,6 +275,25 @@ impl Prometheus {
     /// The temp dir holding config, rules, data and `prometheus.log`.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Stops Prometheus, leaves it down for `outage`, and starts it again on the same port with
+    /// the same config and data (an outage as clients see it: connection refused).
+    pub async fn restart_after(&mut self, outage: Duration) -> Result<()> {
+        self.proc.stop();
+        tokio::time::sleep(outage).await;
+        let bin = require_tool("prometheus")?;
+        let mut proc = spawn(
+            &bin,
+            &self.config,
+            self.dir.path(),
+            self.port,
+            "prometheus-2.log",
+        )?;
+        proc.wait_ready(&format!("{}/-/ready", self.url()), READY_TIMEOUT)
+            .await?;
+        self.proc = proc;
+        Ok(())
     }
 
     /// The process guard (pid, log tail).
