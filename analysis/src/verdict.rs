@@ -27,6 +27,8 @@ pub enum InconclusiveCause {
     NoTraffic,
     /// A statistical test has not yet reached its evidence threshold either way.
     NotEnoughEvidence,
+    /// The canary fails a threshold that stable fails too over the same window.
+    StableFailsToo,
 }
 
 /// Statistical evidence reported with a comparison or SLO verdict.

@@ -352,12 +352,24 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
                     ..sequential(m.comparison.as_ref())
                 },
             }),
-            _ => Ok(Check::BuiltinThreshold {
-                provider: p,
-                metric,
-                threshold: threshold
-                    .ok_or_else(|| format!("built-in {name:?} needs a threshold (min/max)"))?,
-            }),
+            _ => {
+                let threshold = threshold
+                    .ok_or_else(|| format!("built-in {name:?} needs a threshold (min/max)"))?;
+                let shared = m.threshold.as_ref().and_then(|t| t.unless_stable_fails);
+                if shared.unwrap_or(true) {
+                    Ok(Check::SharedThreshold {
+                        provider: p,
+                        metric,
+                        threshold,
+                    })
+                } else {
+                    Ok(Check::BuiltinThreshold {
+                        provider: p,
+                        metric,
+                        threshold,
+                    })
+                }
+            }
         };
     }
     if let Some(c) = &m.comparison {
@@ -395,6 +407,9 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
             }),
             _ => Err("a custom comparison needs exactly one of comparison.counter or comparison.histogram".into()),
         };
+    }
+    if m.threshold.as_ref().and_then(|t| t.unless_stable_fails) == Some(true) {
+        return Err("threshold.unlessStableFails needs a built-in metric (Sluice cannot tell stable's value from a custom query)".into());
     }
     match (&m.query, threshold) {
         (Some(q), Some(t)) => Ok(Check::Threshold {

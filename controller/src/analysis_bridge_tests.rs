@@ -34,6 +34,7 @@ fn threshold_metric(name: &str, max: f64) -> MetricSpec {
         threshold: Some(Threshold {
             min: None,
             max: Some(max),
+            unless_stable_fails: None,
         }),
         ..Default::default()
     }
@@ -181,6 +182,7 @@ async fn templates_args_and_unresolvable_metrics() {
                 threshold: Some(Threshold {
                     min: None,
                     max: Some(1.0),
+                    unless_stable_fails: None,
                 }),
                 ..Default::default()
             }],

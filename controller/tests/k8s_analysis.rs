@@ -36,6 +36,7 @@ fn analysed_rollout() -> Rollout {
             threshold: Some(Threshold {
                 min: Some(0.99),
                 max: None,
+                unless_stable_fails: None,
             }),
             ..MetricSpec::default()
         }],

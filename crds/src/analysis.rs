@@ -208,6 +208,11 @@ pub struct Threshold {
     pub min: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// A failure is Inconclusive when stable fails the same threshold over the same window (a
+    /// shared incident, not the canary). Default true for built-in metrics; custom queries
+    /// cannot use it (Sluice does not know stable's query).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unless_stable_fails: Option<bool>,
 }
 
 /// Sequential, anytime-valid test of the canary's bad-event rate against stable's.

@@ -249,16 +249,19 @@ fn threshold_bounds() {
     s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold {
         min: Some(2.0),
         max: Some(1.0),
+        unless_stable_fails: None,
     });
     assert_error(&s, "spec.analysis.metrics[1].threshold", "min 2 > max 1");
     s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold {
         min: None,
         max: None,
+        unless_stable_fails: None,
     });
     assert_error(&s, "spec.analysis.metrics[1].threshold", "set min or max");
     s.analysis.as_mut().unwrap().metrics[1].threshold = Some(Threshold {
         min: None,
         max: Some(f64::NAN),
+        unless_stable_fails: None,
     });
     assert_error(&s, "spec.analysis.metrics[1].threshold.max", "finite");
 }

@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 mod compare;
+mod shared;
 mod spec;
 pub mod window;
 
@@ -114,6 +115,16 @@ async fn judge(
                 judge_threshold(&ctx.run(&query, vars).await?, threshold),
                 None,
             ));
+        }
+        Check::SharedThreshold {
+            provider,
+            metric,
+            threshold,
+        } => {
+            return Ok((
+                shared::judge(ctx, *provider, *metric, threshold, vars).await?,
+                None,
+            ))
         }
         Check::ErrorComparison { counter, settings } => {
             let cfg = divided(settings, k);

@@ -23,6 +23,13 @@ pub enum Check {
         metric: BuiltinMetric,
         threshold: Threshold,
     },
+    /// Like `BuiltinThreshold`, but a failure that stable shares over the same window is
+    /// Inconclusive (`step::shared`).
+    SharedThreshold {
+        provider: Provider,
+        metric: BuiltinMetric,
+        threshold: Threshold,
+    },
     /// Sequential canary-vs-stable test on exact request / bad-event counts of a counter.
     ErrorComparison {
         counter: CounterSpec,

@@ -68,6 +68,7 @@ pub fn rollout(i: usize) -> Rollout {
                     threshold: Some(Threshold {
                         min: Some(0.99),
                         max: None,
+                        unless_stable_fails: None,
                     }),
                     ..MetricSpec::default()
                 }],

@@ -38,6 +38,7 @@ pub fn analysis() -> AnalysisSpec {
             threshold: Some(Threshold {
                 min: None,
                 max: Some(0.01),
+                unless_stable_fails: None,
             }),
             ..MetricSpec::default()
         }],
