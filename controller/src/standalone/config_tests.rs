@@ -15,7 +15,7 @@ fn example_file_parses_and_validates() {
     assert_eq!(r.metric_labels().canary, "canary");
     let spec = r.rollout_spec();
     assert_eq!(spec.service.port, 18082);
-    assert_eq!(spec.analysis.as_ref().unwrap().metrics.len(), 2);
+    assert_eq!(spec.analysis.as_ref().unwrap().metrics.len(), 3);
     assert_eq!(spec.alerts.len(), 1);
 }
 
@@ -85,7 +85,7 @@ fn unknown_fields_are_refused_in_every_section_with_their_path() {
         (
             "          threshold: { min: 0.95 }\n",
             "          threshold: { mni: 0.95 }\n",
-            "rollouts[0].analysis.metrics[0].threshold.mni",
+            "rollouts[0].analysis.metrics[2].threshold.mni",
         ),
     ];
     for (from, to, path) in cases {
@@ -110,7 +110,10 @@ fn unknown_fields_are_refused_in_every_section_with_their_path() {
 fn builtin_names_are_checked_at_load() {
     let text = std::fs::read_to_string(example()).unwrap();
     let p = Path::new("/tmp/r.yaml");
-    let typo = text.replace("builtin: nginx-success-rate", "builtin: nginx-sucess-rate");
+    let typo = text.replace(
+        "builtin: request-success-rate",
+        "builtin: nginx-sucess-rate",
+    );
     let e = StandaloneConfig::parse(&typo, p).unwrap_err();
     let msg = e.to_string();
     assert!(
