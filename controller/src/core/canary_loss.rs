@@ -115,7 +115,8 @@ fn hold(cx: &mut Ctx, canary: &str, since: DateTime<Utc>) {
 }
 
 /// The canary serves again: give the step's weight back (after a hold at 0), then carry on
-/// with the step's clock restarted, so a timed pause is served with live traffic.
+/// with the step's clock and passing runs restarted, so a timed pause is served with live
+/// traffic and an analysis step passes on runs of a serving canary.
 fn recovered(cx: &mut Ctx, was_lost: bool) -> Loss {
     let restoring = cond::is_true_with(&cx.st, cond::CANARY_READY, REASON_RECOVERED);
     if !was_lost && !restoring {
@@ -135,10 +136,13 @@ fn recovered(cx: &mut Ctx, was_lost: bool) -> Loss {
         cx.requeue_in(POLL);
         return Loss::Handled;
     }
-    let msg = format!("canary ready again at {w}%: the step's clock restarts");
+    let msg = format!("canary ready again at {w}%: the step's clock and passing runs restart");
     cx.st
         .set_condition(cond::CANARY_READY, true, "Ready", &msg, now);
     cx.st.step_started_at = Some(now);
+    // Runs that passed while the canary was down say nothing about it serving: an analysis
+    // step needs fresh passes.
+    cx.st.analysis.consecutive_passes = 0;
     cx.event(EventType::Normal, "CanaryRecovered", msg);
     Loss::Serving
 }
