@@ -15,3 +15,4 @@ pub mod sim;
 pub mod standalone;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
