@@ -79,6 +79,8 @@ function show(section) {
 function logout(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   stopStreams();
+  // The next person to sign in starts at the list, not at the last one's rollout.
+  if (location.hash) history.replaceState(null, "", location.pathname);
   $("who").textContent = "";
   $("login-error").textContent = message || "";
   show("login");
@@ -165,7 +167,7 @@ function renderChart(samples) {
     svg.append(e); return e;
   };
   const t0 = samples.length ? samples[0].t : Date.now();
-  const t1 = Math.max(t0 + 10000, samples.length ? samples[samples.length - 1].t : t0);
+  const t1 = Math.max(t0 + 10000, Date.now());
   const x = (t) => L + (W - L - R) * (t - t0) / (t1 - t0);
   const yw = (w) => T + (H - T - B) * (1 - w / 100);
   for (const w of [0, 50, 100]) {
@@ -178,6 +180,7 @@ function renderChart(samples) {
   // Weight is a step function: hold each value until the next sample.
   const wp = [];
   samples.forEach((s, i) => { if (i) wp.push([x(s.t), yw(samples[i - 1].weight)]); wp.push([x(s.t), yw(s.weight)]); });
+  if (samples.length) wp.push([x(t1), yw(samples[samples.length - 1].weight)]); // held until now
   line(wp, "weight");
   const names = [...new Set(samples.flatMap((s) => Object.keys(s.metrics)))];
   const legend = [el("span", { class: "key weight" }, "canary weight (left axis)")];
@@ -186,6 +189,7 @@ function renderChart(samples) {
     const max = Math.max(...vals.map((s) => s.metrics[n]), 1e-9);
     const ym = (v) => T + (H - T - B) * (1 - v / max);
     line(vals.map((s) => [x(s.t), ym(s.metrics[n])]), "metric m" + (i % 4));
+    for (const s of vals) add("circle", { cx: x(s.t), cy: ym(s.metrics[n]), r: 4, class: "dot m" + (i % 4) });
     legend.push(el("span", { class: "key m" + (i % 4) }, n + " (0 to " + num(max) + ")"));
   });
   box.append(svg);
