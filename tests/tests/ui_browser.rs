@@ -141,7 +141,8 @@ async fn dashboard_signs_in_follows_a_rollout_live_and_aborts_it() {
         "return document.getElementById('confirm').open",
     )
     .await;
-    b.type_into("#reason", "checkout errors in the canary").await;
+    b.type_into("#reason", "checkout errors in the canary")
+        .await;
     b.click("#confirm-ok").await;
     let s = bed
         .wait_state("the abort from the dashboard", WAIT, |s| {
@@ -155,7 +156,11 @@ async fn dashboard_signs_in_follows_a_rollout_live_and_aborts_it() {
         Some("aborted by api-token: checkout errors in the canary"),
         "{s}"
     );
-    assert!(bed.upstream_text().contains("down;"), "{}", bed.upstream_text());
+    assert!(
+        bed.upstream_text().contains("down;"),
+        "{}",
+        bed.upstream_text()
+    );
     b.wait_until(
         "the page to show the rollback at 0%",
         WAIT,

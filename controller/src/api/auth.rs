@@ -287,7 +287,10 @@ mod tests {
             .await
             .is_ok());
         let wrong = headers("Bearer nobody");
-        let e = cfg.check_api(&wrong, Verb::Read, None, None).await.unwrap_err();
+        let e = cfg
+            .check_api(&wrong, Verb::Read, None, None)
+            .await
+            .unwrap_err();
         assert_eq!(e.status, 401);
         assert!(!format!("{cfg:?}").contains("viewer"));
     }

@@ -36,7 +36,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
@@ -77,7 +80,14 @@ mod tests {
         ] {
             // The SVG namespace is a name, not a fetch.
             let text = text.replace("http://www.w3.org/2000/svg", "");
-            for bad in ["http://", "https://", "//cdn", "<script>", "eval(", "innerHTML"] {
+            for bad in [
+                "http://",
+                "https://",
+                "//cdn",
+                "<script>",
+                "eval(",
+                "innerHTML",
+            ] {
                 assert!(!text.contains(bad), "{name} contains {bad:?}");
             }
         }

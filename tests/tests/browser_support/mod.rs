@@ -38,9 +38,8 @@ fn which(name: &str) -> Option<PathBuf> {
 impl Browser {
     /// Starts chromedriver on a free loopback port and one headless Chromium session.
     pub async fn start(log_dir: &Path) -> Browser {
-        let driver_bin = which("chromedriver").expect(
-            "chromedriver not found: run scripts/install-deps.sh (Debian chromium-driver)",
-        );
+        let driver_bin = which("chromedriver")
+            .expect("chromedriver not found: run scripts/install-deps.sh (Debian chromium-driver)");
         let chromium = which("chromium").expect("chromium not found: run scripts/install-deps.sh");
         let port = free_port();
         let mut cmd = Command::new(driver_bin);
@@ -161,9 +160,7 @@ impl Browser {
                 return;
             }
             if t0.elapsed() > timeout {
-                let text = self
-                    .eval("return document.body.innerText", json!([]))
-                    .await;
+                let text = self.eval("return document.body.innerText", json!([])).await;
                 panic!("timed out after {timeout:?} waiting for {what}; page text:\n{text}");
             }
             tokio::time::sleep(Duration::from_millis(150)).await;
@@ -181,9 +178,7 @@ impl Browser {
 
     /// A PNG of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
-        let v = self
-            .call(reqwest::Method::GET, "/screenshot", None)
-            .await;
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let b64 = v.as_str().expect("screenshot is a base64 string");
         base64::engine::general_purpose::STANDARD
             .decode(b64)
