@@ -90,16 +90,30 @@ impl Browser {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One WebDriver command; `Err` carries the URL, status and the driver's error JSON.
+    async fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}/session/{}{path}", self.base, self.session);
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{url}: {status} {v}");
-        v.get("value").cloned().unwrap_or(Value::Null)
+        if !status.is_success() {
+            return Err(format!("{url}: {status} {v}"));
+        }
+        Ok(v.get("value").cloned().unwrap_or(Value::Null))
     }
 
     pub async fn goto(&self, url: &str) {
@@ -142,14 +156,26 @@ impl Browser {
         .await;
     }
 
+    /// Clicks the element; finds it again if a live update replaced it in between (the
+    /// spec's "stale element reference").
     pub async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        for attempt in 0.. {
+            let id = self.element(css).await;
+            match self
+                .try_call(
+                    reqwest::Method::POST,
+                    &format!("/element/{id}/click"),
+                    Some(json!({})),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element reference") && attempt < 5 => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     /// Polls `script` until it returns true; panics with `what` and the page's text on timeout.
