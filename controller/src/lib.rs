@@ -10,6 +10,7 @@ pub mod clock;
 pub mod core;
 pub mod init;
 pub mod k8s;
+pub mod notify;
 pub mod router;
 pub mod sim;
 pub mod standalone;
