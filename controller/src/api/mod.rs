@@ -1,8 +1,10 @@
-//! HTTP API (axum): Alertmanager webhook, rollout status and commands, wait, /metrics, health.
+//! HTTP API (axum): Alertmanager webhook, rollout status and commands, wait, events, /metrics,
+//! health, and the dashboard's assets under `/ui/` (`crate::ui`).
 //!
 //! The API holds no state of its own: it reads rollouts from a [`RolloutStore`] and writes
 //! commands onto them; the state machine acts on those.
 
+pub mod access;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -99,6 +101,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/webhooks/alertmanager", post(webhook::alertmanager))
         .route("/api/v1/rollouts", get(rollouts::list))
+        .route("/api/v1/rollouts/events", get(events::list_events))
+        .route("/api/v1/access", get(access::access))
         .route(rollout, get(rollouts::get))
         .route(&format!("{rollout}/promote"), post(rollouts::promote))
         .route(&format!("{rollout}/abort"), post(rollouts::abort))
@@ -114,6 +118,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::ui::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))

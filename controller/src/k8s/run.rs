@@ -327,6 +327,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let auth = AuthConfig {
         webhook_token: args.webhook_token.clone().map(Secret::new),
         api_token: args.api_token.clone().map(Secret::new),
+        read_token: None,
         authorizer: Some(Arc::new(crate::api::kube_auth::KubeAuthorizer::new(
             client.clone(),
         ))),

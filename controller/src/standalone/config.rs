@@ -31,6 +31,10 @@ pub struct StandaloneConfig {
     /// allowed only on a loopback address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_token: Option<String>,
+    /// Bearer token that may read every rollout but send no command (the dashboard then shows
+    /// no command buttons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_token: Option<String>,
     /// Bearer token Alertmanager sends (default: `apiToken`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_token: Option<String>,

@@ -171,6 +171,11 @@ fn auth(cfg: &StandaloneConfig, listen: SocketAddr) -> anyhow::Result<AuthConfig
     Ok(AuthConfig {
         webhook_token: cfg.webhook_token.clone().map(Secret::new),
         api_token: api_token.map(Secret::new),
+        read_token: cfg
+            .read_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .map(Secret::new),
         authorizer: None,
         insecure_allow_anonymous: open,
     })

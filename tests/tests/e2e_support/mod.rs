@@ -51,6 +51,8 @@ pub struct BedOptions {
     pub analysis: &'static str,
     pub alerting: bool,
     pub load_rate: f64,
+    /// Extra top-level lines of the rollouts file (e.g. `readToken: ...`).
+    pub extra_config: &'static str,
 }
 
 impl Default for BedOptions {
@@ -61,6 +63,7 @@ impl Default for BedOptions {
             analysis: SUCCESS_RATE_ANALYSIS,
             alerting: false,
             load_rate: 100.0,
+            extra_config: "",
         }
     }
 }
@@ -136,7 +139,7 @@ impl Bed {
         let text = format!(
             r#"prometheus: {prom}
 apiToken: {TOKEN}
-rollouts:
+{extra}rollouts:
   - name: web
     stable: {{ address: "{stable}", version: v1 }}
     canary: {{ address: "{canary}", version: {canary_version} }}
@@ -162,6 +165,7 @@ rollouts:
             bin = n.bin().display(),
             steps = self.opts.steps,
             analysis = self.opts.analysis,
+            extra = self.opts.extra_config,
         );
         // Atomic, so Sluice never reads half a file.
         let tmp = self.dir.path().join(".rollouts.yaml.tmp");
