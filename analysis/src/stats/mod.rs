@@ -15,3 +15,5 @@ pub use slo::{slo_update, SloConfig, SloState};
 
 #[cfg(test)]
 mod simulation_tests;
+#[cfg(test)]
+mod point_tests;
