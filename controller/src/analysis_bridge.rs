@@ -406,6 +406,16 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
     }
 }
 
+/// The analysis crate's forecast in the status' shape.
+fn forecast_status(f: &sluice_analysis::stats::Forecast) -> sluice_crds::MetricForecast {
+    sluice_crds::MetricForecast {
+        message: f.message.clone(),
+        heading: f.heading.map(|h| format!("{h:?}")),
+        more_canary_requests: f.more_canary_requests,
+        seconds: f.seconds.filter(|s| s.is_finite()).map(|s| s.round()),
+    }
+}
+
 /// The analysis crate's per-metric memory from the persisted status.
 pub fn state_from_status(status: &RolloutStatus) -> AnalysisState {
     let mut state = AnalysisState::default();
@@ -486,6 +496,7 @@ pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> An
                 .metrics
                 .get(&mv.name)
                 .and_then(|s| serde_json::to_value(s).ok()),
+            forecast: mv.verdict.forecast.as_ref().map(forecast_status),
         })
         .collect();
     let step_vars = input.vars.to_variables();
@@ -517,6 +528,7 @@ pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> An
         value: None,
         reason: u.reason,
         sequential_state: None,
+        forecast: None,
     }));
     AnalysisRun {
         at: input.now,

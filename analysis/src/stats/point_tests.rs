@@ -88,7 +88,10 @@ fn a_healthy_canary_passes_after_walds_number_of_bad_events() {
     let needed = (26..200)
         .find(|w| run_balanced(&mixture, *w) == VerdictKind::Pass)
         .expect("the mixture passes eventually");
-    println!("balanced evidence: point test 52 bad events, mixture {}", 2 * needed);
+    println!(
+        "balanced evidence: point test 52 bad events, mixture {}",
+        2 * needed
+    );
     assert!(needed > 26);
 }
 

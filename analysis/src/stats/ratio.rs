@@ -301,8 +301,18 @@ pub fn update(
             ),
         );
     }
+    let mut s = accumulate(state, counts);
+    s.dispersion
+        .add(c.stable_requests, c.stable_bad.min(c.stable_requests));
+    let v = evaluate(config, &s);
+    (s, v)
+}
+
+/// `state` plus one interval's likelihood terms and counts (the dispersion sums untouched).
+/// Counts must be finite, nonnegative and have requests on both arms (as [`update`] checks).
+pub fn accumulate(state: &SequentialState, c: &IntervalCounts) -> SequentialState {
     let (n_c, n_s) = (c.canary_requests, c.stable_requests);
-    // increase() extrapolation can make bad slightly exceed total; cap it.
+    // Bad events can never exceed requests; cap them.
     let (x_c, x_s) = (c.canary_bad.min(n_c), c.stable_bad.min(n_s));
     let x = x_c + x_s;
     let mut s = state.clone();
@@ -319,9 +329,7 @@ pub fn update(
     s.stable_requests += n_s;
     s.stable_bad += x_s;
     s.intervals += 1;
-    s.dispersion.add(n_s, x_s);
-    let v = evaluate(config, &s);
-    (s, v)
+    s
 }
 
 fn in_range(state: &SequentialState, lo: f64, hi: f64) -> impl Iterator<Item = f64> + Clone + '_ {
