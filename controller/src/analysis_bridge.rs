@@ -520,6 +520,7 @@ pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> An
             value: verdict.value.filter(|v| v.is_finite()),
             reason: reason(&verdict),
             sequential_state: None,
+            forecast: None,
         });
     }
     out.extend(unresolved.into_iter().map(|u| MetricOutcome {
