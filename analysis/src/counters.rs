@@ -41,6 +41,10 @@ impl Window {
     pub fn range(&self) -> String {
         format!("{}ms", (self.end_ms - self.start_ms).max(1) + LOOKBACK_MS)
     }
+    /// The window's length in seconds.
+    pub fn seconds(&self) -> f64 {
+        (self.end_ms - self.start_ms) as f64 / 1000.0
+    }
 }
 
 /// One count taken from raw samples.

@@ -75,6 +75,9 @@ pub struct Verdict {
     pub cause: Option<InconclusiveCause>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<Evidence>,
+    /// Statistical checks still collecting evidence: how far from a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<crate::stats::Forecast>,
 }
 
 impl Verdict {
@@ -106,10 +109,18 @@ impl Verdict {
             reason: reason.into(),
             cause,
             evidence: None,
+            forecast: None,
         }
     }
     pub fn with_evidence(mut self, evidence: Evidence) -> Self {
         self.evidence = Some(evidence);
+        self
+    }
+    /// Attaches `forecast` when the verdict is still Inconclusive (a decision needs none).
+    pub fn with_forecast(mut self, forecast: crate::stats::Forecast) -> Self {
+        if self.kind == VerdictKind::Inconclusive {
+            self.forecast = Some(forecast);
+        }
         self
     }
 }

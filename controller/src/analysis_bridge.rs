@@ -421,6 +421,16 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
     }
 }
 
+/// The analysis crate's forecast in the status' shape.
+fn forecast_status(f: &sluice_analysis::stats::Forecast) -> sluice_crds::MetricForecast {
+    sluice_crds::MetricForecast {
+        message: f.message.clone(),
+        heading: f.heading.map(|h| format!("{h:?}")),
+        more_canary_requests: f.more_canary_requests,
+        seconds: f.seconds.filter(|s| s.is_finite()).map(|s| s.round()),
+    }
+}
+
 /// The analysis crate's per-metric memory from the persisted status.
 pub fn state_from_status(status: &RolloutStatus) -> AnalysisState {
     let mut state = AnalysisState::default();
@@ -501,6 +511,7 @@ pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> An
                 .metrics
                 .get(&mv.name)
                 .and_then(|s| serde_json::to_value(s).ok()),
+            forecast: mv.verdict.forecast.as_ref().map(forecast_status),
         })
         .collect();
     let step_vars = input.vars.to_variables();
@@ -524,6 +535,7 @@ pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> An
             value: verdict.value.filter(|v| v.is_finite()),
             reason: reason(&verdict),
             sequential_state: None,
+            forecast: None,
         });
     }
     out.extend(unresolved.into_iter().map(|u| MetricOutcome {
@@ -532,6 +544,7 @@ pub async fn run_analysis(input: RunInput<'_>, source: &dyn MetricsSource) -> An
         value: None,
         reason: u.reason,
         sequential_state: None,
+        forecast: None,
     }));
     AnalysisRun {
         at: input.now,

@@ -135,6 +135,15 @@ async fn comparison_is_pending_then_fails_and_carries_sequential_state() {
     let first = run(&spec, &[], &RolloutStatus::default(), &prom, t0()).await;
     let m = &first.metrics[0];
     assert_eq!(m.verdict, VerdictKind::Pending, "{m:?}");
+    // Still collecting: the forecast says why no decision is in sight and which knob helps.
+    let f = m.forecast.as_ref().expect("a forecast while collecting");
+    assert!(
+        f.message
+            .starts_with("cannot decide from bad events yet: neither arm has had one in 5 canary and 45 stable requests"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("analysis.slo"), "{}", f.message);
     let saved = m.sequential_state.clone().expect("state to persist");
     // The state travels through status; the next window starts where the last one ended.
     let mut status = RolloutStatus::default();
@@ -155,6 +164,7 @@ async fn comparison_is_pending_then_fails_and_carries_sequential_state() {
     assert_eq!(m.verdict, VerdictKind::Fail, "{m:?}");
     assert!(m.reason.contains("p_fail"), "{}", m.reason);
     assert!(m.reason.contains("canary 50/105 bad"), "{}", m.reason);
+    assert_eq!(m.forecast, None, "a decision needs no forecast");
     assert_ne!(m.sequential_state.as_ref(), Some(&saved));
 }
 

@@ -315,6 +315,7 @@ fn drive(kind: u8, limit: u32, skip: bool, ops: Vec<Op>) -> Vec<Phase> {
                         value: Some(*v as f64),
                         reason: "random".into(),
                         sequential_state: None,
+                        forecast: None,
                     })
                     .collect(),
             });

@@ -170,6 +170,27 @@ pub struct MetricStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::preserve_unknown")]
     pub sequential_state: Option<serde_json::Value>,
+    /// Statistical checks still collecting evidence: how far from a decision (cleared once
+    /// the check decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<MetricForecast>,
+}
+
+/// How far a statistical check is from a decision, projected from the evidence so far and the
+/// last window's traffic (docs/analysis.md, "Forecast").
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricForecast {
+    /// For people, e.g. "about 1,200 more canary requests to promote …, about 4 min at the
+    /// current 5.0 canary requests/s", or why no decision is in reach and which knob helps.
+    pub message: String,
+    /// `Promote` or `RollBack`: where the evidence is heading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heading: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_canary_requests: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 /// A command that was applied.

@@ -7,8 +7,23 @@
 //! arms do not bias it. Λ(r) = Σ_i [x_c·ln r − (x_c + x_s)·ln(n_c·r + n_s)] is the log-likelihood
 //! up to a constant, stored on a log-spaced grid of r.
 //! - Rollback: E_fail = mean_{r ∈ [r_fail_min, r_fail_max]} exp(Λ(r) − Λ(r0)); Fail when ≥ 1/alpha.
-//! - Promotion: E_pass = mean_{r ∈ [r_pass_min, r_pass_max]} exp(Λ(r) − Λ(r_bad)); Pass when ≥ 1/beta
-//!   and enough canary requests (optionally averaged with an absolute "rate below" e-value).
+//! - Promotion (default, `pass_point` r1 set): E_pass = exp(Λ(r1) − Λ(r_bad)), a point
+//!   alternative against the boundary of the null r ≥ r_bad; with `pass_point` unset, the older
+//!   mixture mean_{r ∈ [r_pass_min, r_pass_max]} exp(Λ(r) − Λ(r_bad)). Pass when ≥ 1/beta and
+//!   enough canary requests (optionally averaged with an absolute "rate below" e-value).
+//!
+//! Why the point alternative is valid for the whole composite null r ≥ r_bad: given an
+//! interval's x bad events, x_c ~ Binomial(x, θ(r)) with θ increasing in r. For r1 < r_bad the
+//! likelihood ratio (θ1/θb)^x_c·((1−θ1)/(1−θb))^(x−x_c) is decreasing in x_c (monotone
+//! likelihood ratio of the binomial family: Lehmann & Romano, *Testing Statistical Hypotheses*,
+//! 3rd ed., §3.4), and its expectation is exactly 1 under θb. Under θ ≥ θb, x_c is
+//! stochastically larger, so the expectation of a decreasing function is ≤ 1: the product over
+//! intervals is a nonnegative supermartingale for every r ≥ r_bad, and Ville's inequality gives
+//! P(ever E_pass ≥ 1/beta) ≤ beta. Why it is faster: a mixture over [0.5, 1.2] averages the
+//! likelihood over ratios a healthy canary does not have; the point r1 = 1 is Wald's SPRT
+//! alternative for "canary = stable" (Wald & Wolfowitz 1948: the SPRT minimises the expected
+//! sample size at its two points), so a healthy canary reaches 1/beta with about
+//! ln(1/beta)/KL(θ(1) ‖ θ(r_bad)) bad events (51 at a 50% share and r_bad = 2).
 //!
 //! Ville's inequality bounds P(E ever ≥ 1/alpha) ≤ alpha under the null, at any stopping time.
 //! Both e-values are tempered by 1/φ, φ the dispersion of stable's per-interval bad counts
@@ -66,6 +81,15 @@ pub struct SequentialConfig {
     /// (perhaps one client's retries) is fragile. Only delays a Fail, so alpha still holds.
     #[serde(default = "default_min_canary_bad_to_fail")]
     pub min_canary_bad_to_fail: f64,
+    /// The promotion test's point alternative r1 (default 1: "canary = stable"); clamped to
+    /// at most `pass_grid_max()`, so always below r_bad. `None`: the mixture over
+    /// [`pass_grid_min`, `pass_grid_max()`] instead.
+    #[serde(default = "default_pass_point")]
+    pub pass_point: Option<f64>,
+}
+
+fn default_pass_point() -> Option<f64> {
+    Some(1.0)
 }
 
 fn default_min_canary_bad_to_fail() -> f64 {
@@ -86,6 +110,7 @@ impl Default for SequentialConfig {
             pass_grid_min: 0.5,
             negligible_bad_rate: None,
             min_canary_bad_to_fail: default_min_canary_bad_to_fail(),
+            pass_point: default_pass_point(),
         }
     }
 }
@@ -101,6 +126,12 @@ impl SequentialConfig {
     /// Upper end of the promotion mixture: min(r0, r_bad/1.25).
     pub fn pass_grid_max(&self) -> f64 {
         self.tolerated_ratio.min(self.bad_ratio / 1.25)
+    }
+    /// The promotion test's point alternative as used: `pass_point` clamped to
+    /// `[GRID_MIN, pass_grid_max()]`; `None` when the mixture is used.
+    pub fn pass_alternative(&self) -> Option<f64> {
+        self.pass_point
+            .map(|p| p.min(self.pass_grid_max()).max(GRID_MIN))
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -137,6 +168,9 @@ impl SequentialConfig {
         if self.min_canary_bad_to_fail.is_nan() || self.min_canary_bad_to_fail < 0.0 {
             return Err("minCanaryBadToFail must be >= 0".into());
         }
+        if let Some(p) = self.pass_point.filter(|p| !(p.is_finite() && *p > 0.0)) {
+            return Err(format!("passPoint {p} must be a positive ratio"));
+        }
         if let Some(p) = self.negligible_bad_rate.filter(|p| !unit(*p)) {
             return Err(format!("negligibleBadRate {p} must be in (0, 1)"));
         }
@@ -156,6 +190,11 @@ pub struct SequentialState {
     pub loglik_tolerated: f64,
     pub bad_ratio: f64,
     pub loglik_bad: f64,
+    /// The promotion test's point alternative r1 (`None`: the mixture) and Λ(r1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_point: Option<f64>,
+    #[serde(default)]
+    pub loglik_pass_point: f64,
     pub canary_requests: f64,
     pub canary_bad: f64,
     pub stable_requests: f64,
@@ -182,6 +221,8 @@ impl SequentialState {
             loglik_tolerated: 0.0,
             bad_ratio: config.bad_ratio,
             loglik_bad: 0.0,
+            pass_point: config.pass_alternative(),
+            loglik_pass_point: 0.0,
             canary_requests: 0.0,
             canary_bad: 0.0,
             stable_requests: 0.0,
@@ -196,6 +237,7 @@ impl SequentialState {
     pub fn matches(&self, config: &SequentialConfig) -> bool {
         self.tolerated_ratio == config.tolerated_ratio
             && self.bad_ratio == config.bad_ratio
+            && self.pass_point == config.pass_alternative()
             && self.grid.len() == self.loglik.len()
             && self
                 .grid
@@ -259,8 +301,18 @@ pub fn update(
             ),
         );
     }
+    let mut s = accumulate(state, counts);
+    s.dispersion
+        .add(c.stable_requests, c.stable_bad.min(c.stable_requests));
+    let v = evaluate(config, &s);
+    (s, v)
+}
+
+/// `state` plus one interval's likelihood terms and counts (the dispersion sums untouched).
+/// Counts must be finite, nonnegative and have requests on both arms (as [`update`] checks).
+pub fn accumulate(state: &SequentialState, c: &IntervalCounts) -> SequentialState {
     let (n_c, n_s) = (c.canary_requests, c.stable_requests);
-    // increase() extrapolation can make bad slightly exceed total; cap it.
+    // Bad events can never exceed requests; cap them.
     let (x_c, x_s) = (c.canary_bad.min(n_c), c.stable_bad.min(n_s));
     let x = x_c + x_s;
     let mut s = state.clone();
@@ -269,14 +321,15 @@ pub fn update(
     }
     s.loglik_tolerated += term(s.tolerated_ratio, x_c, x, n_c, n_s);
     s.loglik_bad += term(s.bad_ratio, x_c, x, n_c, n_s);
+    if let Some(r1) = s.pass_point {
+        s.loglik_pass_point += term(r1, x_c, x, n_c, n_s);
+    }
     s.canary_requests += n_c;
     s.canary_bad += x_c;
     s.stable_requests += n_s;
     s.stable_bad += x_s;
     s.intervals += 1;
-    s.dispersion.add(n_s, x_s);
-    let v = evaluate(config, &s);
-    (s, v)
+    s
 }
 
 fn in_range(state: &SequentialState, lo: f64, hi: f64) -> impl Iterator<Item = f64> + Clone + '_ {
@@ -300,11 +353,14 @@ pub fn ln_e_values(config: &SequentialConfig, state: &SequentialState) -> (f64, 
         config.fail_grid_max,
         state.loglik_tolerated,
     );
-    let ln_rel = tempered(
-        config.pass_grid_min,
-        config.pass_grid_max(),
-        state.loglik_bad,
-    );
+    let ln_rel = match state.pass_point {
+        Some(_) => eta * (state.loglik_pass_point - state.loglik_bad),
+        None => tempered(
+            config.pass_grid_min,
+            config.pass_grid_max(),
+            state.loglik_bad,
+        ),
+    };
     let ln_pass = match config.negligible_bad_rate {
         Some(p0) => {
             let ln_abs = ln_e_rate_below(state.canary_bad, state.canary_requests, p0);

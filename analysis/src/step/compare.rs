@@ -6,8 +6,8 @@ use crate::builtin::{Arm, CounterSpec};
 use crate::counters::{self, Counted, Window};
 use crate::prometheus::QueryResult;
 use crate::stats::{
-    choose_boundary, latency_counts, slo_update, update, IntervalCounts, SequentialConfig,
-    SequentialState, SloConfig,
+    choose_boundary, forecast, latency_counts, slo_update, update, IntervalCounts,
+    SequentialConfig, SequentialState, SloConfig,
 };
 use crate::template::Variables;
 use crate::verdict::{InconclusiveCause, Verdict};
@@ -124,6 +124,7 @@ pub async fn errors(
         st.baseline_read = true;
     }
     let (s, verdict) = update(settings, &seq, &counts);
+    let verdict = verdict.with_forecast(forecast(settings, &s, &counts, w.seconds()));
     st.sequential = Some(s);
     Ok(Judged {
         verdict,
@@ -229,6 +230,7 @@ pub async fn latency(
         ))
     })?;
     let (s, verdict) = update(settings, &seq, &counts);
+    let verdict = verdict.with_forecast(forecast(settings, &s, &counts, w.seconds()));
     st.sequential = Some(s);
     Ok(Judged {
         verdict,

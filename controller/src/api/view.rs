@@ -29,6 +29,20 @@ pub struct MetricView {
     pub inconclusive: u32,
     #[serde(default)]
     pub errors: u32,
+    /// Statistical checks still collecting evidence: how far from a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastView>,
+}
+
+/// How far a comparison is from a decision (`forecast.message` is what people read).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ForecastView {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more_canary_requests: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
 }
 
 impl From<&MetricStatus> for MetricView {
@@ -43,6 +57,11 @@ impl From<&MetricStatus> for MetricView {
             failed: m.failed,
             inconclusive: m.inconclusive,
             errors: m.errors,
+            forecast: m.forecast.as_ref().map(|f| ForecastView {
+                message: f.message.clone(),
+                more_canary_requests: f.more_canary_requests,
+                seconds: f.seconds.filter(|s| s.is_finite()),
+            }),
         }
     }
 }

@@ -109,6 +109,9 @@ pub fn status_text(v: &RolloutView) -> String {
                     .map(|r| format!("   {r}"))
                     .unwrap_or_default()
             );
+            if let Some(f) = &m.forecast {
+                let _ = writeln!(s, "  {:<24} forecast: {}", "", f.message);
+            }
         }
     }
     if !v.conditions.is_empty() {
@@ -227,7 +230,38 @@ pub fn watch_line(v: &RolloutView) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::number;
+    use super::{number, status_text};
+    use crate::api::view::RolloutView;
+    use sluice_crds::{MetricForecast, MetricStatus, Rollout, RolloutSpec};
+
+    #[test]
+    fn status_prints_the_forecast_and_the_api_names_it_forecast_message() {
+        let mut r = Rollout::new("web", RolloutSpec::default());
+        let mut status = sluice_crds::RolloutStatus::default();
+        status.analysis.metrics.push(MetricStatus {
+            name: "errors".into(),
+            last_verdict: Some("Inconclusive".into()),
+            forecast: Some(MetricForecast {
+                message: "about 1,200 more canary requests to promote".into(),
+                heading: Some("Promote".into()),
+                more_canary_requests: Some(1234),
+                seconds: Some(240.0),
+            }),
+            ..MetricStatus::default()
+        });
+        r.status = Some(status);
+        let v = RolloutView::from_rollout(&r);
+        let text = status_text(&v);
+        assert!(
+            text.contains("forecast: about 1,200 more canary requests to promote"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&v).expect("json");
+        let f = &json["analysis"][0]["forecast"];
+        assert_eq!(f["message"], "about 1,200 more canary requests to promote");
+        assert_eq!(f["moreCanaryRequests"], 1234);
+        assert_eq!(f["seconds"], 240.0);
+    }
 
     #[test]
     fn numbers_are_rounded_for_people() {

@@ -155,6 +155,7 @@ fn record_metrics(cx: &mut Ctx, run: &AnalysisRun) {
         rec.last_verdict = Some(m.verdict.as_str().to_string());
         rec.last_reason = Some(m.reason.clone());
         rec.last_time = Some(run.at);
+        rec.forecast = m.forecast.clone();
         if m.sequential_state.is_some() {
             rec.sequential_state = m.sequential_state.clone();
         }

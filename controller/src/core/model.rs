@@ -55,6 +55,9 @@ pub struct MetricOutcome {
     pub reason: String,
     /// Updated sequential-test state to persist in status (opaque to the state machine).
     pub sequential_state: Option<serde_json::Value>,
+    /// How far a statistical check is from a decision (None once decided, or for thresholds).
+    #[serde(default)]
+    pub forecast: Option<sluice_crds::MetricForecast>,
 }
 
 /// Result of one analysis run, for the revision `revision`.

@@ -147,6 +147,7 @@ fn all_error(rollout: &Rollout, revision: &str, now: DateTime<Utc>, reason: &str
                 value: None,
                 reason: reason.to_string(),
                 sequential_state: None,
+                forecast: None,
             })
             .collect(),
     }

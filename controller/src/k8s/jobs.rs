@@ -198,6 +198,7 @@ fn outcome(
         value,
         reason,
         sequential_state: serde_json::to_value(st).ok(),
+        forecast: None,
     }
 }
 

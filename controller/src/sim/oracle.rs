@@ -129,6 +129,7 @@ impl AnalysisOracle for ScriptedOracle {
                     value,
                     reason: format!("scripted {} (run {n}, weight {weight})", verdict.as_str()),
                     sequential_state: None,
+                    forecast: None,
                 }
             })
             .collect();

@@ -217,6 +217,7 @@ async fn with_command_checks(
             value: v.value.filter(|x| x.is_finite()),
             reason: v.reason,
             sequential_state: None,
+            forecast: None,
         });
     }
     run

@@ -173,6 +173,7 @@ pub fn run_of(rev: &str, at_: DateTime<Utc>, verdicts: &[VerdictKind]) -> Analys
                 value: Some(i as f64),
                 reason: format!("{v:?}"),
                 sequential_state: None,
+                forecast: None,
             })
             .collect(),
     }
