@@ -85,7 +85,12 @@ pub fn status_text(v: &RolloutView) -> String {
             a.source,
             a.at.format("%H:%M:%S")
         );
-        if let Some(alert) = &a.alert_name {
+        // The alert's name, unless the reason already says it ("alert X firing: ...").
+        if let Some(alert) = a
+            .alert_name
+            .as_ref()
+            .filter(|n| !a.reason.contains(n.as_str()))
+        {
             let _ = write!(s, " alert {alert}");
         }
         s.push('\n');
@@ -233,6 +238,30 @@ mod tests {
     use super::{number, status_text};
     use crate::api::view::RolloutView;
     use sluice_crds::{MetricForecast, MetricStatus, Rollout, RolloutSpec};
+
+    #[test]
+    fn an_alert_abort_names_the_alert_once() {
+        let mut r = Rollout::new("web", RolloutSpec::default());
+        let abort = |reason: &str| sluice_crds::AbortInfo {
+            source: "alert".into(),
+            reason: reason.into(),
+            alert_name: Some("CanaryOutage".into()),
+            at: chrono::Utc::now(),
+            ..Default::default()
+        };
+        r.status = Some(sluice_crds::RolloutStatus {
+            abort: Some(abort("alert CanaryOutage firing: canary 5xx above 20%")),
+            ..Default::default()
+        });
+        let text = status_text(&RolloutView::from_rollout(&r));
+        assert_eq!(text.matches("CanaryOutage").count(), 1, "{text}");
+        r.status = Some(sluice_crds::RolloutStatus {
+            abort: Some(abort("paged")),
+            ..Default::default()
+        });
+        let text = status_text(&RolloutView::from_rollout(&r));
+        assert!(text.contains("alert CanaryOutage"), "{text}");
+    }
 
     #[test]
     fn status_prints_the_forecast_and_the_api_names_it_forecast_message() {
