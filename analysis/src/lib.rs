@@ -7,6 +7,7 @@
 
 pub mod builtin;
 pub mod counters;
+pub mod error_text;
 pub mod prometheus;
 pub mod simprom;
 pub mod source;
@@ -16,6 +17,7 @@ pub mod template;
 pub mod verdict;
 
 pub use builtin::{error_counter, latency_histogram, Arm, BuiltinMetric, CounterSpec, Provider};
+pub use error_text::causes;
 pub use prometheus::{
     Auth, PrometheusClient, PrometheusConfig, QueryError, QueryMethod, QueryResponse, QueryResult,
 };

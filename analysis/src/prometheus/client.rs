@@ -81,18 +81,7 @@ pub struct PrometheusClient {
 /// query) and with its causes as plain text, e.g. "error sending request: client error
 /// (Connect): tcp connect error: Connection refused".
 fn plain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
+    crate::error_text::causes(&e.without_url())
 }
 
 fn classify(e: reqwest::Error) -> QueryError {

@@ -180,10 +180,10 @@ pub async fn fetch(req: &WebRequest) -> Result<WebAnswer, String> {
     for (k, v) in &req.headers {
         b = b.header(k.as_str(), v.as_str());
     }
-    let mut resp = b.send().await.map_err(|e| failed(&what, req, &e))?;
+    let mut resp = b.send().await.map_err(|e| failed(&what, req, e))?;
     let status = resp.status().as_u16();
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| failed(&what, req, &e))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| failed(&what, req, e))? {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_BODY {
             break;
@@ -192,21 +192,18 @@ pub async fn fetch(req: &WebRequest) -> Result<WebAnswer, String> {
     Ok(WebAnswer { status, body })
 }
 
-fn failed(what: &str, req: &WebRequest, e: &reqwest::Error) -> String {
+fn failed(what: &str, req: &WebRequest, e: reqwest::Error) -> String {
     if e.is_timeout() {
         format!(
             "{what} did not answer within {} s (web.timeout)",
             req.timeout.as_secs_f64()
         )
     } else {
-        // reqwest's Display stops at the outermost error; the cause says what went wrong.
-        let mut msg = format!("{what} failed: {e}");
-        let mut src = std::error::Error::source(e);
-        while let Some(s) = src {
-            msg.push_str(&format!(": {s}"));
-            src = s.source();
-        }
-        msg
+        // The URL is in `what` already; reqwest's Display stops at the outermost error.
+        format!(
+            "{what} failed: {}",
+            sluice_analysis::causes(&e.without_url())
+        )
     }
 }
 

@@ -158,29 +158,13 @@ async fn connect() -> anyhow::Result<Client> {
         Ok(Err(e)) => Err(anyhow::anyhow!(
             "cannot reach the Kubernetes API at {url}: {} (check the cluster address, \
              the network path and the credentials)",
-            causes(&e)
+            sluice_analysis::causes(&e)
         )),
         Err(_) => Err(anyhow::anyhow!(
             "cannot reach the Kubernetes API at {url}: no answer within {} s",
             CONNECT_TIMEOUT.as_secs()
         )),
     }
-}
-
-/// An error and its sources in one line, skipping a source whose text is already shown
-/// (hyper and kube wrap the same cause several times).
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
 }
 
 /// The kube-runtime `Controller` of `sluice controller`: Rollouts (decoded leniently, see
