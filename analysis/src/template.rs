@@ -151,25 +151,14 @@ pub fn render_with(
     encode: &dyn Fn(&str) -> String,
 ) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    let mut offset = 0;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .ok_or(TemplateError::Unclosed(offset + start))?
-            + start;
-        let name = rest[start + 2..end].trim();
-        if !valid_name(name) {
-            return Err(TemplateError::InvalidName(name.to_string()));
-        }
+    let rest = scan(template, |text, name| {
+        out.push_str(text);
         let value = vars
             .get(name)
             .ok_or_else(|| TemplateError::UnknownVariable(name.to_string()))?;
         out.push_str(&encode(value));
-        rest = &rest[end + 2..];
-        offset += end + 2;
-    }
+        Ok(())
+    })?;
     out.push_str(rest);
     Ok(out)
 }
@@ -177,6 +166,21 @@ pub fn render_with(
 /// Names of all placeholders in `template`, in order of first use (for validation up front).
 pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
     let mut names: Vec<String> = Vec::new();
+    scan(template, |_, name| {
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+        Ok(())
+    })?;
+    Ok(names)
+}
+
+/// Walks the `{{ name }}` placeholders of `template`: `each(text before, name)` for each valid
+/// one; returns the text after the last.
+fn scan<'t>(
+    template: &'t str,
+    mut each: impl FnMut(&'t str, &'t str) -> Result<(), TemplateError>,
+) -> Result<&'t str, TemplateError> {
     let mut rest = template;
     let mut offset = 0;
     while let Some(start) = rest.find("{{") {
@@ -188,13 +192,11 @@ pub fn placeholders(template: &str) -> Result<Vec<String>, TemplateError> {
         if !valid_name(name) {
             return Err(TemplateError::InvalidName(name.to_string()));
         }
-        if !names.iter().any(|n| n == name) {
-            names.push(name.to_string());
-        }
+        each(&rest[..start], name)?;
         rest = &rest[end + 2..];
         offset += end + 2;
     }
-    Ok(names)
+    Ok(rest)
 }
 
 #[cfg(test)]
