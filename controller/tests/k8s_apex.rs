@@ -10,13 +10,12 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::Client;
-use serde_json::json;
 use sluice_controller::clock::ManualClock;
 use sluice_controller::k8s::names::Names;
 use sluice_controller::k8s::workloads::{KubeWorkloads, Workloads};
-use sluice_crds::{Command, CommandAction, Rollout, COMMAND_ANNOTATION};
+use sluice_crds::{CommandAction, Rollout};
 
 use k8s_common::*;
 
@@ -147,21 +146,7 @@ async fn the_apex_service_selects_serving_pods_through_rollout_and_rollback() {
     until_checked(&client, &ctx, &clock, "Succeeded").await;
     set_image(&client, "podinfo:3.0").await;
     until_checked(&client, &ctx, &clock, "Progressing").await;
-    let abort = Command {
-        id: "abort-1".into(),
-        action: CommandAction::Abort,
-        by: Some("test".into()),
-        reason: Some("test".into()),
-        alert_name: None,
-        fingerprint: None,
-        revision: None,
-        at: start(),
-    };
-    let patch = json!({"metadata": {"annotations": {COMMAND_ANNOTATION: abort.to_annotation()}}});
-    Api::<Rollout>::namespaced(client.clone(), NS)
-        .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    send_command(&client, &command(CommandAction::Abort, "abort-1")).await;
     until_checked(&client, &ctx, &clock, "Failed").await;
 
     // Rollout deletion hands the Service back: it selects the target's pods, is not owned.

@@ -10,13 +10,12 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::ResourceExt;
 use kube_fake_client::interceptor;
-use serde_json::json;
 use sluice_controller::clock::ManualClock;
 use sluice_controller::k8s::{reconcile, Context};
-use sluice_crds::{Command, CommandAction, COMMAND_ANNOTATION, FINALIZER};
+use sluice_crds::{CommandAction, FINALIZER};
 use tokio::sync::watch;
 
 use k8s_common::*;
@@ -143,27 +142,6 @@ async fn canary_steps_then_promotion_copies_the_template() {
     assert_eq!(st.stable_revision, st.canary_revision);
 }
 
-fn command(action: CommandAction, id: &str) -> Command {
-    Command {
-        id: id.into(),
-        action,
-        by: Some("test".into()),
-        reason: Some("test".into()),
-        alert_name: None,
-        fingerprint: None,
-        revision: None,
-        at: start(),
-    }
-}
-
-async fn send(client: &kube::Client, c: &Command) {
-    let patch = json!({"metadata": {"annotations": {COMMAND_ANNOTATION: c.to_annotation()}}});
-    Api::<sluice_crds::Rollout>::namespaced(client.clone(), NS)
-        .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn abort_returns_weight_zero_before_scaling_down() {
     let writes: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -188,7 +166,7 @@ async fn abort_returns_weight_zero_before_scaling_down() {
     assert_eq!(canary_weight(&client).await, Some(20));
 
     writes.lock().unwrap().clear();
-    send(&client, &command(CommandAction::Abort, "abort-1")).await;
+    send_command(&client, &command(CommandAction::Abort, "abort-1")).await;
     let trace = run_until(&client, &ctx, &clock, "Failed", 10).await;
     assert_eq!(trace.last().unwrap().weight, Some(0));
     assert_eq!(trace.last().unwrap().target_replicas, 0);

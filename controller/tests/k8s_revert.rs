@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use serde_json::json;
 use sluice_controller::clock::ManualClock;
 use sluice_controller::k8s::{reconcile, Context};
-use sluice_crds::{Command, CommandAction, COMMAND_ANNOTATION};
+use sluice_crds::CommandAction;
 
 use k8s_common::*;
 
@@ -26,21 +26,12 @@ fn watched() -> sluice_crds::Rollout {
 }
 
 async fn abort(client: &kube::Client, id: &str) {
-    let c = Command {
-        id: id.into(),
-        action: CommandAction::Abort,
-        by: Some("alertmanager".into()),
-        reason: None,
-        alert_name: Some("HighErrorRate".into()),
-        fingerprint: Some("f00".into()),
-        revision: None,
-        at: start(),
-    };
-    let patch = json!({"metadata": {"annotations": {COMMAND_ANNOTATION: c.to_annotation()}}});
-    Api::<sluice_crds::Rollout>::namespaced(client.clone(), NS)
-        .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    let mut c = command(CommandAction::Abort, id);
+    c.by = Some("alertmanager".into());
+    c.reason = None;
+    c.alert_name = Some("HighErrorRate".into());
+    c.fingerprint = Some("f00".into());
+    send_command(client, &c).await;
 }
 
 fn template(d: &Deployment) -> PodTemplateSpec {

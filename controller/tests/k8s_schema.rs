@@ -26,7 +26,7 @@ use kube::{Client, CustomResourceExt, Resource};
 use kube_fake_client::validator::{RuntimeOpenAPIValidator, SchemaValidator};
 use serde_json::{json, Value};
 use sluice_controller::clock::ManualClock;
-use sluice_crds::{Command, CommandAction, Rollout, COMMAND_ANNOTATION};
+use sluice_crds::{CommandAction, Rollout};
 
 use k8s_common::*;
 
@@ -174,21 +174,7 @@ async fn every_object_sluice_writes_validates_against_the_upstream_schemas() {
     checked_until(&client, &ctx, &clock, &v, "Succeeded").await;
     set_image(&client, "podinfo:3.0").await;
     checked_until(&client, &ctx, &clock, &v, "Progressing").await;
-    let abort = Command {
-        id: "abort-1".into(),
-        action: CommandAction::Abort,
-        by: Some("test".into()),
-        reason: Some("schema test".into()),
-        alert_name: None,
-        fingerprint: None,
-        revision: None,
-        at: start(),
-    };
-    let patch = json!({"metadata": {"annotations": {COMMAND_ANNOTATION: abort.to_annotation()}}});
-    Api::<Rollout>::namespaced(client.clone(), NS)
-        .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    send_command(&client, &command(CommandAction::Abort, "abort-1")).await;
     checked_until(&client, &ctx, &clock, &v, "Failed").await;
 
     // What was checked really exists: Sluice's own objects and its Events.

@@ -323,3 +323,28 @@ pub async fn set_image(client: &Client, image: &str) {
         .await
         .unwrap();
 }
+
+/// A command as the API writes it (by and reason `test`, at [`start`]).
+pub fn command(action: sluice_crds::CommandAction, id: &str) -> sluice_crds::Command {
+    sluice_crds::Command {
+        id: id.into(),
+        action,
+        by: Some("test".into()),
+        reason: Some("test".into()),
+        alert_name: None,
+        fingerprint: None,
+        revision: None,
+        at: start(),
+    }
+}
+
+/// Write `c` to the Rollout's command annotation, as the HTTP API does.
+pub async fn send_command(client: &Client, c: &sluice_crds::Command) {
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        sluice_crds::COMMAND_ANNOTATION: c.to_annotation()
+    }}});
+    Api::<Rollout>::namespaced(client.clone(), NS)
+        .patch(APP, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
