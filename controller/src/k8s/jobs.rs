@@ -12,8 +12,9 @@
 //!
 //! Kubernetes facts relied on (batch/v1 Job API reference, and "Jobs" in the Kubernetes docs):
 //! a finished Job has condition `Complete` or `Failed` with status `True`; the Job controller
-//! labels its pods `batch.kubernetes.io/job-name` (and the legacy `job-name`) with the Job's
-//! name; `activeDeadlineSeconds` makes a Job fail with reason `DeadlineExceeded`.
+//! labels its pods `batch.kubernetes.io/job-name` with the Job's name (k8s.io/api batch/v1
+//! `JobNameLabel`, set since Kubernetes 1.27; the chart's minimum is 1.28), beside the legacy
+//! `job-name`; `activeDeadlineSeconds` makes a Job fail with reason `DeadlineExceeded`.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
