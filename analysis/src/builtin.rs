@@ -29,6 +29,18 @@ pub enum Provider {
     NginxMtail,
     /// Traefik file provider: `traefik_service_requests_total{service="NAME@file",code}`.
     TraefikFile,
+    /// Sluice's built-in canary load, as Sluice exports it on `/metrics`:
+    /// `sluice_load_requests_total{namespace,rollout,revision,code}` (`code="error"` for a
+    /// request that got no answer) and `sluice_load_request_duration_seconds`. Canary only:
+    /// the load never reaches stable, so there is nothing to compare with.
+    SluiceLoad,
+}
+
+impl Provider {
+    /// Whether the provider has a stable arm to compare with or to check for a shared incident.
+    pub fn has_stable_arm(self) -> bool {
+        !matches!(self, Provider::SluiceLoad)
+    }
 }
 
 /// Which side of the rollout a query measures.
@@ -92,6 +104,8 @@ struct Names {
     requests: &'static str,
     code: &'static str,
     duration: &'static str,
+    /// Values of `code` that are bad events (a regex).
+    bad_codes: &'static str,
 }
 
 fn names(p: Provider) -> Names {
@@ -100,16 +114,25 @@ fn names(p: Provider) -> Names {
             requests: "nginx_ingress_controller_requests",
             code: "status",
             duration: "nginx_ingress_controller_request_duration_seconds",
+            bad_codes: "5..",
         },
         Provider::Traefik | Provider::TraefikFile => Names {
             requests: "traefik_service_requests_total",
             code: "code",
             duration: "traefik_service_request_duration_seconds",
+            bad_codes: "5..",
         },
         Provider::NginxMtail => Names {
             requests: "nginx_upstream_requests_total",
             code: "code",
             duration: "nginx_upstream_request_duration_seconds",
+            bad_codes: "5..",
+        },
+        Provider::SluiceLoad => Names {
+            requests: "sluice_load_requests_total",
+            code: "code",
+            duration: "sluice_load_request_duration_seconds",
+            bad_codes: "5..|error",
         },
     }
 }
@@ -133,6 +156,11 @@ pub fn selector(p: Provider, arm: Arm) -> &'static str {
         (Provider::NginxMtail, Arm::Canary) => r#"version="{{canary}}""#,
         (Provider::TraefikFile, Arm::Stable) => r#"service="{{primary}}@file""#,
         (Provider::TraefikFile, Arm::Canary) => r#"service="{{canary}}@file""#,
+        // No load series has `arm="stable"`: were stable ever asked, it would be "no data".
+        (Provider::SluiceLoad, Arm::Stable) => {
+            r#"namespace="{{namespace}}",rollout="{{name}}",arm="stable""#
+        }
+        (Provider::SluiceLoad, Arm::Canary) => r#"namespace="{{namespace}}",rollout="{{name}}""#,
     }
 }
 
@@ -143,9 +171,10 @@ pub fn value_query(p: Provider, metric: BuiltinMetric, arm: Arm) -> Option<Strin
     let w = "[{{interval}}]";
     Some(match metric {
         BuiltinMetric::RequestSuccessRate => format!(
-            r#"sum(rate({r}{{{sel},{c}!~"5.."}}{w})) / sum(rate({r}{{{sel}}}{w}))"#,
+            r#"sum(rate({r}{{{sel},{c}!~"{b}"}}{w})) / sum(rate({r}{{{sel}}}{w}))"#,
             r = n.requests,
-            c = n.code
+            c = n.code,
+            b = n.bad_codes
         ),
         BuiltinMetric::RequestDurationP99 => {
             format!(
@@ -211,7 +240,7 @@ pub fn error_counter(p: Provider) -> CounterSpec {
         metric: n.requests.to_string(),
         stable: selector(p, Arm::Stable).to_string(),
         canary: selector(p, Arm::Canary).to_string(),
-        bad: format!(r#"{}=~"5..""#, n.code),
+        bad: format!(r#"{}=~"{}""#, n.code, n.bad_codes),
     }
 }
 
@@ -234,6 +263,7 @@ mod tests {
     fn vars() -> Variables {
         [
             ("namespace", "shop"),
+            ("name", "web"),
             ("ingress", "web"),
             ("range", "310000ms"),
             ("primary", "web-primary"),
@@ -328,12 +358,34 @@ mod tests {
     }
 
     #[test]
+    fn load_queries_count_unanswered_requests_as_errors() {
+        assert_eq!(
+            render(
+                &value_query(
+                    Provider::SluiceLoad,
+                    BuiltinMetric::RequestSuccessRate,
+                    Arm::Canary
+                )
+                .unwrap(),
+                &vars()
+            )
+            .unwrap(),
+            r#"sum(rate(sluice_load_requests_total{namespace="shop",rollout="web",code!~"5..|error"}[1m])) / sum(rate(sluice_load_requests_total{namespace="shop",rollout="web"}[1m]))"#
+        );
+        let c = error_counter(Provider::SluiceLoad);
+        assert_eq!(c.bad, r#"code=~"5..|error""#);
+        assert!(!Provider::SluiceLoad.has_stable_arm());
+        assert!(Provider::NginxMtail.has_stable_arm());
+    }
+
+    #[test]
     fn every_template_renders_for_every_provider() {
         for p in [
             Provider::NginxIngress,
             Provider::Traefik,
             Provider::NginxMtail,
             Provider::TraefikFile,
+            Provider::SluiceLoad,
         ] {
             for arm in [Arm::Stable, Arm::Canary] {
                 for m in BuiltinMetric::ALL {

@@ -265,6 +265,7 @@ fn family_provider(family: &str, base: Provider) -> Option<Provider> {
         ("nginx", true) => Some(Provider::NginxMtail),
         ("traefik", false) => Some(Provider::Traefik),
         ("traefik", true) => Some(Provider::TraefikFile),
+        ("load", _) => Some(Provider::SluiceLoad),
         _ => None,
     }
 }
@@ -278,7 +279,7 @@ pub fn parse_builtin(name: &str, base: Provider) -> Result<(Provider, BuiltinMet
         .split_once('-')
         .ok_or_else(|| format!("unknown built-in metric {name:?}"))?;
     let provider = family_provider(family, base).ok_or_else(|| {
-        format!("unknown built-in family {family:?} in {name:?} (nginx, traefik)")
+        format!("unknown built-in family {family:?} in {name:?} (nginx, traefik, load)")
     })?;
     let metric = FAMILY_METRICS
         .iter()
@@ -288,8 +289,8 @@ pub fn parse_builtin(name: &str, base: Provider) -> Result<(Provider, BuiltinMet
     Ok((provider, metric))
 }
 
-/// The `<family>-` built-in families (`nginx`, `traefik`).
-pub const FAMILIES: [&str; 2] = ["nginx", "traefik"];
+/// The `<family>-` built-in families (`nginx`, `traefik`, and `load`: Sluice's built-in load).
+pub const FAMILIES: [&str; 3] = ["nginx", "traefik", "load"];
 
 /// The metric suffixes of the `<family>-<metric>` built-in names.
 pub const FAMILY_METRICS: [(&str, BuiltinMetric); 5] = [
@@ -334,6 +335,11 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
     });
     if let Some(name) = &m.builtin {
         let (p, metric) = parse_builtin(name, provider)?;
+        if metric.is_comparison() && !p.has_stable_arm() {
+            return Err(format!(
+                "built-in {name:?} compares with stable, but the built-in load reaches only the canary: use load-success-rate or load-latency-p99 with a threshold"
+            ));
+        }
         return match metric {
             BuiltinMetric::ErrorRateComparison => Ok(Check::ErrorComparison {
                 counter: error_counter(p),
@@ -356,7 +362,10 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
                 let threshold = threshold
                     .ok_or_else(|| format!("built-in {name:?} needs a threshold (min/max)"))?;
                 let shared = m.threshold.as_ref().and_then(|t| t.unless_stable_fails);
-                if shared.unwrap_or(true) {
+                if shared == Some(true) && !p.has_stable_arm() {
+                    return Err(format!("{name:?}: threshold.unlessStableFails needs a stable arm, and the built-in load reaches only the canary"));
+                }
+                if shared.unwrap_or(p.has_stable_arm()) {
                     Ok(Check::SharedThreshold {
                         provider: p,
                         metric,

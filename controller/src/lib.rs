@@ -10,6 +10,7 @@ pub mod clock;
 pub mod core;
 pub mod init;
 pub mod k8s;
+pub mod load;
 pub mod notify;
 pub mod router;
 pub mod sim;

@@ -89,6 +89,24 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    /// `NAME_bucket` (cumulative, with `le`), `NAME_sum` and `NAME_count`, with `labels` on each.
+    fn render(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
+        let bucket = format!("{name}_bucket");
+        let mut cumulative = 0u64;
+        for (i, le) in RECONCILE_BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i];
+            let le = format_float(*le);
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            sample(out, &bucket, &l, cumulative);
+        }
+        let mut l = labels.to_vec();
+        l.push(("le", "+Inf"));
+        sample(out, &bucket, &l, self.count);
+        sample(out, &format!("{name}_sum"), labels, format_float(self.sum));
+        sample(out, &format!("{name}_count"), labels, self.count);
+    }
+
     fn observe(&mut self, v: f64) {
         // Negative or NaN durations would corrupt the sum; clamp them to zero.
         let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
@@ -108,6 +126,23 @@ struct Inner {
     verdicts: BTreeMap<(String, String, String, String), u64>,
     webhooks: BTreeMap<String, u64>,
     commands: BTreeMap<(String, String), u64>,
+    /// Built-in load: (namespace, rollout, revision, code) -> requests.
+    load_requests: BTreeMap<(String, String, String, String), u64>,
+    /// Built-in load: (namespace, rollout, revision) -> durations of answered requests.
+    load_durations: BTreeMap<(String, String, String), Histogram>,
+    /// Built-in load: (namespace, rollout) -> requests not sent (concurrency bound reached).
+    load_skipped: BTreeMap<(String, String), u64>,
+}
+
+/// What one built-in load request came to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadOutcome {
+    /// An HTTP answer with this status code, after this many seconds.
+    Answered { code: u16, seconds: f64 },
+    /// No answer (connection refused or reset, timeout): `code="error"`.
+    NoAnswer,
+    /// Not sent: the concurrency bound was reached.
+    Skipped,
 }
 
 /// Shared metrics registry. Clone freely: clones share the same counters.
@@ -193,6 +228,30 @@ impl Telemetry {
             .or_insert(0) += 1;
     }
 
+    /// One built-in load request to the canary of `namespace/name` at `revision`.
+    pub fn record_load(&self, namespace: &str, name: &str, revision: &str, outcome: LoadOutcome) {
+        let mut g = self.lock();
+        let rollout = (namespace.to_string(), name.to_string());
+        let code = match outcome {
+            LoadOutcome::Answered { code, .. } => code.to_string(),
+            LoadOutcome::NoAnswer => "error".to_string(),
+            LoadOutcome::Skipped => {
+                *g.load_skipped.entry(rollout).or_insert(0) += 1;
+                return;
+            }
+        };
+        let (ns, name) = rollout;
+        if let LoadOutcome::Answered { seconds, .. } = outcome {
+            g.load_durations
+                .entry((ns.clone(), name.clone(), revision.to_string()))
+                .or_default()
+                .observe(seconds);
+        }
+        *g.load_requests
+            .entry((ns, name, revision.to_string(), code))
+            .or_insert(0) += 1;
+    }
+
     /// Everything in the Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let g = self.lock();
@@ -250,34 +309,8 @@ impl Telemetry {
             "histogram",
             "Duration of one reconcile.",
         );
-        let mut cumulative = 0u64;
-        for (i, le) in RECONCILE_BUCKETS.iter().enumerate() {
-            cumulative += g.reconcile.buckets[i];
-            sample(
-                &mut out,
-                "sluice_reconcile_duration_seconds_bucket",
-                &[("le", &format_float(*le))],
-                cumulative,
-            );
-        }
-        sample(
-            &mut out,
-            "sluice_reconcile_duration_seconds_bucket",
-            &[("le", "+Inf")],
-            g.reconcile.count,
-        );
-        sample(
-            &mut out,
-            "sluice_reconcile_duration_seconds_sum",
-            &[],
-            format_float(g.reconcile.sum),
-        );
-        sample(
-            &mut out,
-            "sluice_reconcile_duration_seconds_count",
-            &[],
-            g.reconcile.count,
-        );
+        g.reconcile
+            .render(&mut out, "sluice_reconcile_duration_seconds", &[]);
         header(
             &mut out,
             "sluice_reconcile_errors_total",
@@ -339,6 +372,45 @@ impl Telemetry {
                 &[("action", action), ("source", source)],
                 n,
             );
+        }
+        header(
+            &mut out,
+            "sluice_load_requests_total",
+            "counter",
+            "Requests of the built-in load to the canary, by status code (\"error\": no answer).",
+        );
+        for ((ns, name, rev, code), n) in &g.load_requests {
+            let labels = [
+                ("namespace", ns.as_str()),
+                ("rollout", name.as_str()),
+                ("revision", rev.as_str()),
+                ("code", code.as_str()),
+            ];
+            sample(&mut out, "sluice_load_requests_total", &labels, n);
+        }
+        header(
+            &mut out,
+            "sluice_load_request_duration_seconds",
+            "histogram",
+            "Duration of the built-in load's answered requests.",
+        );
+        for ((ns, name, rev), h) in &g.load_durations {
+            let labels = [
+                ("namespace", ns.as_str()),
+                ("rollout", name.as_str()),
+                ("revision", rev.as_str()),
+            ];
+            h.render(&mut out, "sluice_load_request_duration_seconds", &labels);
+        }
+        header(
+            &mut out,
+            "sluice_load_skipped_total",
+            "counter",
+            "Built-in load requests not sent because the concurrency bound was reached.",
+        );
+        for ((ns, name), n) in &g.load_skipped {
+            let labels = [("namespace", ns.as_str()), ("rollout", name.as_str())];
+            sample(&mut out, "sluice_load_skipped_total", &labels, n);
         }
         out
     }

@@ -52,6 +52,9 @@ pub struct RolloutSpec {
     /// What happens when a canary that was ready stops serving while it holds traffic.
     #[serde(default, skip_serializing_if = "CanaryLossSpec::is_default")]
     pub canary_loss: CanaryLossSpec,
+    /// Built-in load sent to the canary's own address while it is analysed (docs/load.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::load::LoadSpec>,
     /// After promotion, seconds during which a firing alert reverts to the previous stable. Default 0.
     #[serde(default)]
     #[schemars(range(min = 0))]

@@ -77,6 +77,11 @@ pub fn validate(
     if !(0..=3600).contains(&spec.canary_loss.grace_seconds) {
         e.push("spec.canaryLoss.graceSeconds", "must be 0..=3600");
     }
+    if let Some(load) = &spec.load {
+        for (field, message) in load.problems() {
+            e.push(format!("spec.load.{field}"), message);
+        }
+    }
     if spec.post_promotion_watch_seconds < 0 {
         e.push("spec.postPromotionWatchSeconds", "must be >= 0");
     }

@@ -322,6 +322,7 @@ pub async fn run(aborts: usize) -> Result<AlertReport, String> {
     let ticker = tokio::spawn(async move {
         let metrics = FakeMetricsSource::new();
         let telemetry = Telemetry::new();
+        let load = sluice_controller::load::LoadManager::new(telemetry.clone());
         loop {
             let Some(cfg) = loop_shared.config().rollouts.first().cloned() else {
                 return;
@@ -332,6 +333,7 @@ pub async fn run(aborts: usize) -> Result<AlertReport, String> {
                 metrics: &metrics,
                 templates: &[],
                 telemetry: &telemetry,
+                load: &load,
                 now: chrono::Utc::now(),
             };
             let requeue = tick(&cfg, &cx).await;

@@ -76,6 +76,7 @@ pub fn rollout(i: usize) -> Rollout {
             }),
             progress_deadline_seconds: 3600,
             canary_loss: Default::default(),
+            load: None,
             ..RolloutSpec::default()
         },
     );

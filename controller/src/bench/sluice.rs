@@ -142,6 +142,7 @@ impl SluiceConfig {
             alerts: vec![],
             progress_deadline_seconds: 600,
             canary_loss: Default::default(),
+            load: None,
             post_promotion_watch_seconds: 0,
             paused: false,
             skip_analysis: false,

@@ -10,6 +10,7 @@ use super::analysis::{AnalysisRunner, BridgeAnalysis};
 use super::discovery::Served;
 use super::guard::Reported;
 use crate::clock::{Clock, SystemClock};
+use crate::load::LoadManager;
 use crate::telemetry::Telemetry;
 
 /// Name the controller reports Events and field ownership under.
@@ -27,6 +28,8 @@ pub struct Context {
     pub undecodable: Reported,
     /// Router resources the cluster serves (found at start).
     pub served: Served,
+    /// Built-in canary load generators (`spec.load`), counted in `telemetry`.
+    pub load: LoadManager,
 }
 
 impl Context {
@@ -34,6 +37,7 @@ impl Context {
     /// (Prometheus from each Rollout's spec).
     pub fn new(client: Client) -> Self {
         let (_tx, rx) = watch::channel(true);
+        let telemetry = Telemetry::new();
         Self {
             recorder: Recorder::new(
                 client.clone(),
@@ -46,9 +50,10 @@ impl Context {
             client,
             clock: Arc::new(SystemClock),
             leader: rx,
-            telemetry: Telemetry::new(),
+            telemetry: telemetry.clone(),
             undecodable: Reported::default(),
             served: Served::default(),
+            load: LoadManager::new(telemetry),
         }
     }
 
@@ -73,6 +78,7 @@ impl Context {
     }
 
     pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
+        self.load = LoadManager::new(telemetry.clone());
         self.telemetry = telemetry;
         self
     }

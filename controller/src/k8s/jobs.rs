@@ -135,20 +135,8 @@ pub fn build_job(
     let env = [
         ("SLUICE_ROLLOUT", names.rollout.clone()),
         ("SLUICE_REVISION", revision.to_string()),
-        (
-            "SLUICE_CANARY_ADDRESS",
-            format!(
-                "{}.{}.svc:{}",
-                names.canary_service, names.namespace, names.port
-            ),
-        ),
-        (
-            "SLUICE_STABLE_ADDRESS",
-            format!(
-                "{}.{}.svc:{}",
-                names.primary_service, names.namespace, names.port
-            ),
-        ),
+        ("SLUICE_CANARY_ADDRESS", names.canary_address()),
+        ("SLUICE_STABLE_ADDRESS", names.primary_address()),
     ];
     let containers = spec
         .pointer_mut("/template/spec/containers")

@@ -70,6 +70,22 @@ impl Names {
         }
     }
 
+    /// In-cluster `host:port` of the canary Service (cluster DNS `SERVICE.NAMESPACE.svc`).
+    pub fn canary_address(&self) -> String {
+        format!(
+            "{}.{}.svc:{}",
+            self.canary_service, self.namespace, self.port
+        )
+    }
+
+    /// In-cluster `host:port` of the primary (stable) Service.
+    pub fn primary_address(&self) -> String {
+        format!(
+            "{}.{}.svc:{}",
+            self.primary_service, self.namespace, self.port
+        )
+    }
+
     /// Labels every object Sluice creates carries.
     pub fn managed_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([

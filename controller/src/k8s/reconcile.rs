@@ -65,18 +65,22 @@ pub fn error_policy(rollout: Arc<Rollout>, error: &Error, _ctx: Arc<Context>) ->
 }
 
 async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Error> {
-    if !ctx.is_leader() {
-        return Ok(Action::requeue(NOT_LEADER_RECHECK));
-    }
     let ns = rollout
         .namespace()
         .ok_or_else(|| Error::Invalid("Rollout has no namespace".to_string()))?;
+    let load_key = format!("{ns}/{}", rollout.name_any());
+    if !ctx.is_leader() {
+        // The leader sends the load; a replica that is not must not add its own.
+        ctx.load.apply(&load_key, None);
+        return Ok(Action::requeue(NOT_LEADER_RECHECK));
+    }
     let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     let names = Names::of(rollout);
     let workloads = KubeWorkloads::new(ctx.client.clone(), names.clone());
     let router = router_for(&ctx.client, rollout, &names, &ctx.served);
 
     if rollout.metadata.deletion_timestamp.is_some() {
+        ctx.load.apply(&load_key, None);
         if finalizer::has_finalizer(rollout) {
             finalizer::cleanup(&api, rollout, router.as_deref(), &workloads).await?;
             ctx.telemetry.remove_rollout(&ns, &rollout.name_any());
@@ -89,13 +93,14 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
     let status = rollout.status.clone().unwrap_or_default();
     let known = known_templates(ctx, rollout, &ns).await?;
     if let Err(e) = validate(&rollout.spec, known.as_deref()) {
+        ctx.load.apply(&load_key, None);
         return report_invalid(&api, rollout, ctx, status, e.to_string(), now).await;
     }
     let Some(router) = router else {
         return report_invalid(&api, rollout, ctx, status, "no router".into(), now).await;
     };
 
-    let (mut last, events) =
+    let (mut last, events, canary_ready) =
         match decide_and_act(rollout, ctx, &workloads, router.as_ref(), &status, now).await {
             Ok(x) => x,
             Err(e) if e.needs_human() => {
@@ -115,6 +120,19 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
     publish(ctx, rollout, events).await;
     ctx.telemetry
         .record_status(&ns, &rollout.name_any(), &last.status);
+    let canary_address = names.canary_address();
+    ctx.load.apply(
+        &load_key,
+        crate::load::desired(crate::load::plan::LoadInput {
+            namespace: &ns,
+            name: &rollout.name_any(),
+            spec: rollout.spec.load.as_ref(),
+            status: &last.status,
+            canary_ready,
+            canary_address: &canary_address,
+            now,
+        }),
+    );
     Ok(Action::requeue(last.requeue_after.unwrap_or(RESYNC)))
 }
 
@@ -126,9 +144,10 @@ async fn decide_and_act(
     router: &dyn TrafficRouter,
     status: &RolloutStatus,
     now: DateTime<Utc>,
-) -> Result<(Decision, Vec<PendingEvent>), Error> {
+) -> Result<(Decision, Vec<PendingEvent>, bool), Error> {
     let ns = rollout.namespace().unwrap_or_default();
     let obs = observe(rollout, workloads, router).await?;
+    let canary_ready = obs.target.ready;
     let decision = core::step(&rollout.spec, status, &obs, now);
     let mut events = Vec::new();
     let analysis_rev = execute(ctx, &decision, workloads, router, &mut events).await?;
@@ -151,7 +170,7 @@ async fn decide_and_act(
         last = second;
     }
 
-    Ok((last, events))
+    Ok((last, events, canary_ready))
 }
 
 /// Names of the AnalysisTemplates in the namespace, when the Rollout refers to any.

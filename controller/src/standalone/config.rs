@@ -136,6 +136,9 @@ pub struct RolloutConfig {
     pub progress_deadline_seconds: i64,
     #[serde(default, skip_serializing_if = "CanaryLossSpec::is_default")]
     pub canary_loss: CanaryLossSpec,
+    /// Built-in load sent to `canary.address` while the revision is analysed (docs/load.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<sluice_crds::LoadSpec>,
     #[serde(default)]
     pub post_promotion_watch_seconds: i64,
     #[serde(default)]
@@ -266,6 +269,7 @@ impl RolloutConfig {
             alerts: self.alerts.clone(),
             progress_deadline_seconds: self.progress_deadline_seconds,
             canary_loss: self.canary_loss.clone(),
+            load: self.load.clone(),
             post_promotion_watch_seconds: self.post_promotion_watch_seconds,
             paused: self.paused,
             skip_analysis: self.skip_analysis,

@@ -24,6 +24,8 @@ pub struct TickContext<'a> {
     pub metrics: &'a dyn MetricsSource,
     pub templates: &'a [AnalysisTemplate],
     pub telemetry: &'a Telemetry,
+    /// Built-in load generators (`load` in the file).
+    pub load: &'a crate::load::LoadManager,
     pub now: DateTime<Utc>,
 }
 
@@ -296,6 +298,18 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
         tracing::error!(rollout = %cfg.name, error = %e, "cannot persist state");
     }
     cx.telemetry.record_status(NAMESPACE, &cfg.name, &st.status);
+    cx.load.apply(
+        &cfg.name,
+        crate::load::desired(crate::load::plan::LoadInput {
+            namespace: NAMESPACE,
+            name: &cfg.name,
+            spec: cfg.load.as_ref(),
+            status: &st.status,
+            canary_ready: obs.target.ready,
+            canary_address: &cfg.canary.address,
+            now: cx.now,
+        }),
+    );
     if result.is_err() {
         return Some(Duration::from_secs(1));
     }

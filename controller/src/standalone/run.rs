@@ -253,6 +253,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let telemetry = Telemetry::global();
     let mut runtimes = BTreeMap::new();
     sync_runtimes(&mut runtimes, &shared.effective_config())?;
+    let load = crate::load::LoadManager::new(telemetry.clone());
 
     let token = CancellationToken::new();
     tokio::spawn(shutdown_signal(token.clone()));
@@ -284,6 +285,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         if let Err(e) = sync_runtimes(&mut runtimes, &shared.effective_config()) {
             warn!(error = %format!("{e:#}"), "cannot apply the rollouts file");
         }
+        load.retain(&runtimes.keys().cloned().collect::<Vec<_>>());
         let now = clock.now();
         let started = Instant::now();
         let due: Vec<&Runtime> = runtimes.values().filter(|rt| rt.due <= started).collect();
@@ -294,6 +296,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 metrics: rt.metrics.as_ref(),
                 templates: &templates,
                 telemetry: &telemetry,
+                load: &load,
                 now,
             };
             let cfg = rt.cfg.clone();

@@ -138,6 +138,7 @@ impl World {
     /// Tick `n` times, 11 s apart (past the analysis interval).
     async fn ticks(&mut self, n: usize) {
         let telemetry = Telemetry::new();
+        let load = crate::load::LoadManager::new(telemetry.clone());
         for _ in 0..n {
             let cfg = self.shared.config().rollouts[0].clone();
             let cx = TickContext {
@@ -146,6 +147,7 @@ impl World {
                 metrics: &self.metrics,
                 templates: &[],
                 telemetry: &telemetry,
+                load: &load,
                 now: self.now,
             };
             tick(&cfg, &cx).await;

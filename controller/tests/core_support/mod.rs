@@ -69,6 +69,7 @@ fn base(strategy: Strategy) -> RolloutSpec {
         alerts: vec![],
         progress_deadline_seconds: 120,
         canary_loss: Default::default(),
+        load: None,
         post_promotion_watch_seconds: 0,
         paused: false,
         skip_analysis: false,

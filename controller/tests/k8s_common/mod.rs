@@ -102,6 +102,7 @@ pub fn rollout() -> Rollout {
             },
             progress_deadline_seconds: 600,
             canary_loss: Default::default(),
+            load: None,
             ..RolloutSpec::default()
         },
     );
