@@ -282,6 +282,41 @@ fn builtin_names_follow_the_router_flavour() {
 }
 
 #[test]
+fn load_builtins_judge_the_canary_alone() {
+    let metric = |builtin: &str, unless_stable_fails: Option<bool>| MetricSpec {
+        name: "load".into(),
+        builtin: Some(builtin.into()),
+        threshold: Some(sluice_crds::Threshold {
+            min: Some(0.99),
+            unless_stable_fails,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // Whatever the router, `load-` is Sluice's own load, and never the shared-incident check
+    // (stable gets no load to compare with).
+    for base in [Provider::NginxIngress, Provider::TraefikFile] {
+        match to_check(&metric("load-success-rate", None), base).unwrap() {
+            Check::BuiltinThreshold { provider, .. } => {
+                assert_eq!(provider, Provider::SluiceLoad)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let shared = to_check(
+        &metric("load-success-rate", Some(true)),
+        Provider::NginxMtail,
+    );
+    assert!(shared.unwrap_err().contains("stable arm"));
+    let cmp = MetricSpec {
+        threshold: None,
+        ..metric("load-errors-vs-stable", None)
+    };
+    let err = to_check(&cmp, Provider::NginxMtail).unwrap_err();
+    assert!(err.contains("reaches only the canary"), "{err}");
+}
+
+#[test]
 fn custom_comparison_names_a_counter_and_substitutes_the_arm() {
     let m = MetricSpec {
         name: "c".into(),

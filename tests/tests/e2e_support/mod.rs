@@ -53,6 +53,10 @@ pub struct BedOptions {
     pub load_rate: f64,
     /// Extra top-level lines of the rollouts file (e.g. `readToken: ...`).
     pub extra_config: &'static str,
+    /// Extra lines of the rollout (4-space indent, e.g. `    load: { rate: 20 }`).
+    pub rollout_extra: &'static str,
+    /// Prometheus also scrapes Sluice's own /metrics (the built-in load's counters).
+    pub scrape_sluice: bool,
 }
 
 impl Default for BedOptions {
@@ -64,6 +68,8 @@ impl Default for BedOptions {
             alerting: false,
             load_rate: 100.0,
             extra_config: "",
+            rollout_extra: "",
+            scrape_sluice: false,
         }
     }
 }
@@ -99,6 +105,9 @@ impl Bed {
             None
         };
         let mut pb = Prometheus::builder().scrape("mtail", [mtail.addr()]);
+        if opts.scrape_sluice {
+            pb = pb.scrape("sluice", [format!("127.0.0.1:{port}")]);
+        }
         if let Some(am) = &am {
             pb = pb.alertmanager(&am.addr()).rules(CANARY_ALERT_RULE);
         }
@@ -155,7 +164,7 @@ apiToken: {TOKEN}
         steps:{steps}{analysis}
     queryWindow: 5s
     progressDeadlineSeconds: 60
-"#,
+{rollout_extra}"#,
             prom = self.prom.url(),
             stable = self.stable.addr(),
             canary = self.canary.addr(),
@@ -166,6 +175,7 @@ apiToken: {TOKEN}
             steps = self.opts.steps,
             analysis = self.opts.analysis,
             extra = self.opts.extra_config,
+            rollout_extra = self.opts.rollout_extra,
         );
         // Atomic, so Sluice never reads half a file.
         let tmp = self.dir.path().join(".rollouts.yaml.tmp");
