@@ -484,15 +484,18 @@ fn check_templates(templates: &[TemplateConfig]) -> Result<(), String> {
     }
 }
 
-/// A `builtin:` name must be one the analysis knows (`nginx-success-rate`, …); the bridge's own
-/// parser decides, so a typo is refused at load instead of failing the first analysis.
+/// A `builtin:` name must be one the analysis knows (`nginx-success-rate`, …) and usable as
+/// written; the bridge's own parser and translation decide, so a typo or a `load-` comparison
+/// is refused at load instead of failing the first analysis.
 fn check_builtin(m: &sluice_crds::MetricSpec) -> Result<(), String> {
     let Some(name) = &m.builtin else {
         return Ok(());
     };
     crate::analysis_bridge::parse_builtin(name, sluice_analysis::Provider::NginxMtail)
-        .map(|_| ())
-        .map_err(|e| format!("{e}; known: {}", builtin_names().join(", ")))
+        .map_err(|e| format!("{e}; known: {}", builtin_names().join(", ")))?;
+    // A known name can still be unusable as written (no threshold, a `load-` comparison):
+    // the bridge's own translation decides that too.
+    crate::analysis_bridge::to_check(m, sluice_analysis::Provider::NginxMtail).map(|_| ())
 }
 
 /// A query template may use only the step variables, its own `args` and (in a template) the

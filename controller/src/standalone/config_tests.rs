@@ -225,3 +225,52 @@ fn command_checks_are_checked_at_load() {
     let e = StandaloneConfig::parse(&clash, p).unwrap_err().to_string();
     assert!(e.contains("the name is taken by another metric"), "{e}");
 }
+
+#[test]
+fn load_is_read_checked_and_judged_by_load_builtins() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let with = |load: &str, builtin: &str| {
+        text.replace(
+            "    queryWindow: 10s\n",
+            &format!("    queryWindow: 10s\n{load}"),
+        )
+        .replace("builtin: request-success-rate", builtin)
+    };
+    let ok = with(
+        "    load: { rate: 5, paths: [/, /cart], headers: { Host: shop } }\n",
+        "builtin: load-success-rate",
+    );
+    let cfg = StandaloneConfig::parse(&ok, p).unwrap();
+    let load = cfg.rollouts[0].load.as_ref().expect("load");
+    assert_eq!(load.rate, 5.0);
+    assert_eq!(load.paths, vec!["/", "/cart"]);
+    assert_eq!(cfg.rollouts[0].rollout_spec().load.as_ref(), Some(load));
+
+    // Out of range, a host in a path, an unknown field: refused with the field named.
+    for (bad, field) in [
+        ("    load: { rate: 0 }\n", "load.rate"),
+        ("    load: { rate: .nan }\n", "load.rate"),
+        (
+            "    load: { rate: 5, concurrency: 1000 }\n",
+            "load.concurrency",
+        ),
+        (
+            "    load: { rate: 5, paths: [\"http://other/\"] }\n",
+            "load.paths[0]",
+        ),
+        ("    load: { rate: 5, rps: 3 }\n", "load.rps"),
+    ] {
+        let e = StandaloneConfig::parse(&with(bad, "builtin: request-success-rate"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field), "{bad}: {e}");
+    }
+    // A load comparison with stable cannot be judged: stable never gets load.
+    let cmp = with("    load: { rate: 5 }\n", "builtin: request-success-rate").replace(
+        "builtin: error-rate-comparison",
+        "builtin: load-errors-vs-stable",
+    );
+    let e = StandaloneConfig::parse(&cmp, p).unwrap_err().to_string();
+    assert!(e.contains("only the canary"), "{e}");
+}
