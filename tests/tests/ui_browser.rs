@@ -90,6 +90,13 @@ async fn dashboard_signs_in_follows_a_rollout_live_and_aborts_it() {
         "const r = document.querySelector('tr[data-rollout=\"standalone/web\"]'); return !!r && r.textContent.includes('Idle')",
     )
     .await;
+    // Mark the row's link: live updates must change the row in place, not replace it (a
+    // replaced link under the pointer swallows the click).
+    b.eval(
+        "document.querySelector('tr[data-rollout=\"standalone/web\"] a').dataset.seen = '1'",
+        serde_json::json!([]),
+    )
+    .await;
     // The token never lands in the address bar.
     let url = b.eval("return location.href", serde_json::json!([])).await;
     assert!(!url.to_string().contains(TOKEN), "{url}");
@@ -100,6 +107,13 @@ async fn dashboard_signs_in_follows_a_rollout_live_and_aborts_it() {
         "const r = document.querySelector('tr[data-rollout=\"standalone/web\"]'); return !!r && r.textContent.includes('20%')",
     )
     .await;
+    let kept = b
+        .eval(
+            "return document.querySelector('tr[data-rollout=\"standalone/web\"] a').dataset.seen === '1'",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(kept, serde_json::json!(true), "the row was replaced by a live update");
     b.wait_until(
         "the list to mark the paused rollout at 50% as needing a person",
         WAIT,

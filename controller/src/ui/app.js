@@ -124,21 +124,49 @@ function attention(v) {
 function revision(v) { return v.canaryRevision ? v.stableRevision + " \u2192 " + v.canaryRevision : (v.stableRevision || ""); }
 
 // ---- list page --------------------------------------------------------------
+// Rows are updated in place, keyed by rollout: replacing them on every event would destroy the
+// link under a pointer between mousedown and click, and the click would be lost.
+function newRow(v, key) {
+  const link = el("a", { href: "#/" + encodeURIComponent(v.namespace) + "/" + encodeURIComponent(v.name) }, key);
+  const tr = el("tr", { "data-rollout": key }, el("th", { scope: "row" }, link));
+  for (let i = 0; i < 6; i++) tr.append(el("td"));
+  return tr;
+}
+function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
+function updateRow(tr, v) {
+  const need = attention(v);
+  tr.classList.toggle("needs", !!need);
+  const [phase, weight, step, rev, started, mark] = tr.querySelectorAll("td");
+  setText(phase, v.phase);
+  phase.className = "phase phase-" + v.phase;
+  setText(weight, v.weight + "%");
+  setText(step, stepText(v));
+  setText(rev, revision(v));
+  setText(started, age(v.startedAt));
+  const strong = mark.querySelector("strong");
+  if (!need) {
+    if (strong) strong.remove();
+  } else if (strong) {
+    strong.title = need;
+  } else {
+    mark.append(el("strong", { class: "mark", title: need }, "needs you"));
+  }
+}
 function renderList(list) {
   const rows = $("rows");
-  rows.replaceChildren();
+  const old = new Map(Array.from(rows.children, (tr) => [tr.dataset.rollout, tr]));
+  let prev = null;
   for (const v of list.items) {
-    const need = attention(v);
-    const link = el("a", { href: "#/" + encodeURIComponent(v.namespace) + "/" + encodeURIComponent(v.name) }, v.namespace + "/" + v.name);
-    rows.append(el("tr", { class: need ? "needs" : null, "data-rollout": v.namespace + "/" + v.name },
-      el("th", { scope: "row" }, link),
-      el("td", { class: "phase phase-" + v.phase }, v.phase),
-      el("td", null, v.weight + "%"),
-      el("td", null, stepText(v)),
-      el("td", null, revision(v)),
-      el("td", null, age(v.startedAt)),
-      el("td", null, need ? el("strong", { class: "mark", title: need }, "needs you") : "")));
+    const key = v.namespace + "/" + v.name;
+    const tr = old.get(key) || newRow(v, key);
+    old.delete(key);
+    updateRow(tr, v);
+    // Keep the server's order, moving a row only when it is out of place.
+    const want = prev ? prev.nextSibling : rows.firstChild;
+    if (want !== tr) rows.insertBefore(tr, want);
+    prev = tr;
   }
+  for (const gone of old.values()) gone.remove();
   $("list-empty").hidden = list.items.length > 0;
 }
 
