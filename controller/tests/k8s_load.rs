@@ -57,3 +57,38 @@ async fn load_stops_when_the_rollout_is_promoted() {
     assert!(trace.iter().any(|p| p.phase == "Progressing"), "{trace:#?}");
     assert!(ctx.load.running().is_empty());
 }
+
+#[tokio::test]
+async fn a_load_comparison_with_stable_is_refused_with_the_metric_named() {
+    let mut r = with_load();
+    r.spec.analysis = Some(sluice_crds::AnalysisSpec {
+        interval: "30s".into(),
+        metrics: vec![sluice_crds::MetricSpec {
+            name: "load-errors".into(),
+            builtin: Some("load-errors-vs-stable".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let client = client_with(r, None).await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let ctx = context(&client, &clock);
+    for _ in 0..2 {
+        sluice_controller::k8s::reconcile(Arc::new(get_rollout(&client).await), ctx.clone())
+            .await
+            .unwrap();
+    }
+    let st = get_rollout(&client).await.status.unwrap();
+    let ready = st.condition("Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        ready.message.contains("metrics[0] (load-errors)")
+            && ready.message.contains("only the canary"),
+        "{}",
+        ready.message
+    );
+    assert!(ctx.load.running().is_empty());
+}

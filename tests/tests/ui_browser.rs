@@ -113,7 +113,11 @@ async fn dashboard_signs_in_follows_a_rollout_live_and_aborts_it() {
             serde_json::json!([]),
         )
         .await;
-    assert_eq!(kept, serde_json::json!(true), "the row was replaced by a live update");
+    assert_eq!(
+        kept,
+        serde_json::json!(true),
+        "the row was replaced by a live update"
+    );
     b.wait_until(
         "the list to mark the paused rollout at 50% as needing a person",
         WAIT,

@@ -96,6 +96,10 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
         ctx.load.apply(&load_key, None);
         return report_invalid(&api, rollout, ctx, status, e.to_string(), now).await;
     }
+    if let Err(e) = unusable_metrics(rollout) {
+        ctx.load.apply(&load_key, None);
+        return report_invalid(&api, rollout, ctx, status, e, now).await;
+    }
     let Some(router) = router else {
         return report_invalid(&api, rollout, ctx, status, "no router".into(), now).await;
     };
@@ -171,6 +175,32 @@ async fn decide_and_act(
     }
 
     Ok((last, events, canary_ready))
+}
+
+/// Inline metrics the analysis bridge cannot translate (an unknown built-in, a threshold built-in
+/// without a threshold, a `load-` comparison): refused now, with the metric named, instead of
+/// failing every analysis run. Template metrics are checked when the template is resolved.
+fn unusable_metrics(rollout: &Rollout) -> Result<(), String> {
+    let Some(analysis) = &rollout.spec.analysis else {
+        return Ok(());
+    };
+    let provider = super::analysis::provider_of(rollout);
+    let problems: Vec<String> = analysis
+        .metrics
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.job.is_none() && m.web.is_none())
+        .filter_map(|(i, m)| {
+            crate::analysis_bridge::to_check(m, provider)
+                .err()
+                .map(|e| format!("spec.analysis.metrics[{i}] ({}): {e}", m.name))
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("invalid Rollout: {}", problems.join("; ")))
+    }
 }
 
 /// Names of the AnalysisTemplates in the namespace, when the Rollout refers to any.
