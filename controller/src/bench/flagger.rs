@@ -122,3 +122,34 @@ impl Policy for Flagger {
         Control::weight(self.weight)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::traffic::{History, Second};
+
+    #[test]
+    fn a_dead_canary_keeps_its_weight_until_the_progress_deadline() {
+        let mut f = Flagger::new(FlaggerConfig::default());
+        let mut h = History::default();
+        let mut rolled_back_at = None;
+        for t in 0..2000 {
+            let c = f.control(t, &h);
+            if c.decided.is_some() {
+                rolled_back_at = Some(t);
+                break;
+            }
+            h.seconds.push(Second {
+                weight: c.weight,
+                canary_dead: t >= 200,
+                ..Second::default()
+            });
+        }
+        // Dead from 200 s: held at its weight, rolled back at the first tick from 800 s.
+        assert_eq!(rolled_back_at, Some(840));
+        assert!(h.seconds[200..]
+            .iter()
+            .all(|s| s.weight == h.seconds[200].weight));
+        assert!(h.seconds[200].weight > 0);
+    }
+}

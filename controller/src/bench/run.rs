@@ -97,6 +97,14 @@ pub fn fault_policies() -> Vec<PolicySpec> {
             }),
         });
     }
+    out.push(PolicySpec {
+        name: "sluice-recommended".into(),
+        description: "as sluice, with the recommended metric set: the two comparisons plus success-rate >= 0.95 (unlessStableFails on)".into(),
+        kind: PolicyKind::Sluice(SluiceConfig {
+            success_floor: true,
+            ..SluiceConfig::default()
+        }),
+    });
     out
 }
 

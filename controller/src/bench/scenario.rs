@@ -206,7 +206,13 @@ pub fn faults() -> Vec<Scenario> {
         to: 215,
         error_rate: 0.06,
     });
-    vec![one, healthy, dies, incident]
+    // The floor's rate() needs two scrapes in its window: at the default 10 s interval and
+    // 15 s scrapes it has none; the same incident with a 30 s analysis interval.
+    let mut incident30 = incident.clone();
+    incident30.name = "shared-incident-int30".into();
+    incident30.description = format!("{}; analysis interval 30 s", incident.description);
+    incident30.interval = Some(30);
+    vec![one, healthy, dies, incident, incident30]
 }
 
 /// The validity grid (`sluice bench --suite validity`): conditions under which the guarantees

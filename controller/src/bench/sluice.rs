@@ -42,6 +42,9 @@ pub struct SluiceConfig {
     /// Per-route error comparison on ingress-nginx's `path` label (`comparison.by: path`)
     /// with this promotion rule; off unless set.
     pub by_path: Option<RoutePromotion>,
+    /// The recommended metric set (docs/analysis.md): the two comparisons plus the built-in
+    /// success-rate floor (>= 0.95, `unlessStableFails` on by default).
+    pub success_floor: bool,
 }
 
 impl Default for SluiceConfig {
@@ -59,6 +62,7 @@ impl Default for SluiceConfig {
             canary_ready_after: 30,
             floor: None,
             by_path: None,
+            success_floor: false,
         }
     }
 }
@@ -140,10 +144,24 @@ impl SluiceConfig {
                 error_limit: 3,
                 on_errors: Default::default(),
                 prometheus: None,
-                metrics: vec![
-                    metric("errors", "nginx-errors-vs-stable", self.floor, true),
-                    metric("latency", "nginx-latency-vs-stable", None, false),
-                ],
+                metrics: {
+                    let mut m = vec![
+                        metric("errors", "nginx-errors-vs-stable", self.floor, true),
+                        metric("latency", "nginx-latency-vs-stable", None, false),
+                    ];
+                    if self.success_floor {
+                        m.push(MetricSpec {
+                            name: "success-rate".into(),
+                            builtin: Some("nginx-success-rate".into()),
+                            threshold: Some(sluice_crds::Threshold {
+                                min: Some(0.95),
+                                ..Default::default()
+                            }),
+                            ..MetricSpec::default()
+                        });
+                    }
+                    m
+                },
                 templates: vec![],
             }),
             alerts: vec![],

@@ -316,6 +316,48 @@ mod tests {
     }
 
     #[test]
+    fn hot_route_is_a_subset_and_a_dead_canary_errs_on_every_request() {
+        let sc = crate::bench::scenario::faults();
+        let one = sc.iter().find(|s| s.name == "one-endpoint").unwrap();
+        let mut tr = Traffic::new(one, 5);
+        let mut h = History::default();
+        for t in 0..3000 {
+            h.seconds.push(tr.second(t, 50));
+        }
+        let (hot_c, hot_s) = h.seconds.iter().fold(
+            (ArmCounts::default(), ArmCounts::default()),
+            |(mut c, mut s), x| {
+                c.add(&x.canary_hot);
+                s.add(&x.stable_hot);
+                (c, s)
+            },
+        );
+        let (c, s) = h.window(0, 3000);
+        let share = f64::from(hot_c.requests + hot_s.requests) / f64::from(c.requests + s.requests);
+        assert!((share - 0.2).abs() < 0.02, "{share}");
+        let hot_err = f64::from(hot_c.errors) / f64::from(hot_c.requests);
+        assert!((hot_err - 0.05).abs() < 0.01, "{hot_err}");
+        let rest = c.minus(&hot_c);
+        let rest_err = f64::from(rest.errors) / f64::from(rest.requests);
+        assert!((rest_err - 0.005).abs() < 0.003, "{rest_err}");
+
+        let dies = sc.iter().find(|s| s.name == "canary-dies-at-25").unwrap();
+        let mut tr = Traffic::new(dies, 5);
+        let secs: Vec<Second> = (0..200)
+            .map(|t| tr.second(t, if t < 100 { 10 } else { 25 }))
+            .collect();
+        let first_dead = secs.iter().position(|s| s.canary_dead);
+        assert_eq!(
+            first_dead,
+            Some(100 + crate::bench::scenario::DEATH_DELAY as usize)
+        );
+        for s in &secs[120..] {
+            assert_eq!(s.canary.errors, s.canary.requests);
+        }
+        assert!(secs[..120].iter().all(|s| !s.canary_dead));
+    }
+
+    #[test]
     fn gamma_multipliers_have_mean_one_and_the_asked_cv() {
         let mut rng = StdRng::seed_from_u64(7);
         for cv in [0.5, 3.0] {
