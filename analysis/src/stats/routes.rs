@@ -251,10 +251,10 @@ fn combine(
     verdicts: &[(String, Verdict)],
 ) -> Verdict {
     let tests = format!(
-        "{} of {} route slots used, alpha {} per test",
+        "{} of {} route slots used, alpha {:.2}% per test",
         routes.slots.len(),
         split.max_routes,
-        show(cfg.alpha)
+        100.0 * cfg.alpha
     );
     if let Some((name, v)) = verdicts
         .iter()
