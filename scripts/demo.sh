@@ -2,11 +2,12 @@
 # One-command demo of Sluice without Kubernetes (`sluice run`):
 #   two demo-app backends behind a real NGINX whose upstream file Sluice owns, mtail on NGINX's
 #   access log, Prometheus (1 s scrape), Alertmanager, Sluice, and a bounded load (100 req/s).
-# Scenarios: (a) healthy canary -> promoted once the sequential test rules out a 5x worse error
-# rate, (b) canary with 10x stable's error rate -> rolled back by analysis (sequential
-# canary-vs-stable test, or the 85% success-rate floor), (c) canary aborted by a Prometheus
-# alert through Alertmanager.
-# Everything binds 127.0.0.1 on free ports and is stopped on exit. Takes 0.5-2 minutes
+# Analysis uses the recommended metric set of the examples (errors and latency compared with
+# stable, a 95% success-rate floor). Scenarios: (a) healthy canary -> promoted once the
+# sequential tests rule out a 2x worse error rate and slow-request rate, (b) canary with 10x
+# stable's error rate -> rolled back by analysis (the comparison or the floor), (c) canary
+# aborted by a Prometheus alert through Alertmanager.
+# Everything binds 127.0.0.1 on free ports and is stopped on exit. Takes 1-4 minutes
 # after the build (the healthy canary passes once the evidence suffices).
 # KEEP=1 keeps the work directory (configs, logs, state file).
 set -euo pipefail
@@ -149,6 +150,14 @@ start prometheus prometheus --config.file="$WORK/prom/prometheus.yml" --storage.
 wait_http "http://127.0.0.1:$P_AM/-/ready" 20
 wait_http "http://127.0.0.1:$P_PROM/-/ready" 20
 
+# The recommended metric set, taken from the standalone example (docs/analysis.md,
+# "Recommended metric set") rather than a set of the demo's own.
+METRICS="$(sed -n '/^      metrics:/,/^ \{0,4\}[^ ]/p' "$ROOT/examples/standalone/rollouts.yaml" | sed '$d')"
+if ! grep -q 'builtin: error-rate-comparison' <<<"$METRICS"; then
+    echo "no metric set found in examples/standalone/rollouts.yaml" >&2
+    exit 1
+fi
+
 # The rollouts file. MODE analysis: 20% -> analysis -> 50% -> analysis -> promote.
 # MODE alert: 20% then a long pause, no analysis: only an alert can stop it.
 write_rollouts() { # CANARY_VERSION MODE
@@ -158,20 +167,11 @@ write_rollouts() { # CANARY_VERSION MODE
           - analysis: {}
           - setWeight: 50
           - analysis: { iterations: 2 }'
-        analysis='    analysis:
+        analysis="    analysis:
       interval: 2s
       failureLimit: 0
       inconclusiveLimit: 10
-      metrics:
-        - name: success-rate
-          builtin: nginx-success-rate
-          threshold: { min: 0.85 }
-        - name: p99
-          builtin: nginx-latency-p99
-          threshold: { max: 0.25 }
-        - name: errors-vs-stable
-          builtin: nginx-errors-vs-stable
-          comparison: { degradedRatio: 5, minCanaryRequests: 200 }'
+$METRICS"
     else
         steps='          - setWeight: 20
           - pause: { duration: 10m }'
@@ -224,7 +224,7 @@ scenario() { # KEY TITLE VERSION MODE ERROR_RATE
     set_canary_errors "$5"
     write_rollouts "$3" "$4"
     local out
-    out="$(python3 "$HELPER" watch "$API" "$TOKEN" "$WORK/load.json" Succeeded,Failed 120 | mirror_last_line)"
+    out="$(python3 "$HELPER" watch "$API" "$TOKEN" "$WORK/load.json" Succeeded,Failed 300 | mirror_last_line)"
     RESULTS[$1]="$out"
 }
 

@@ -8,15 +8,22 @@
 //! - a counter that its process recreates after a restart starts again from zero, and a series
 //!   exists only from its first increment on (client libraries create labelled children lazily).
 //!
-//! Anything else (functions, aggregations) is refused with an error, so a simulation can never
-//! silently answer a query the real server would answer differently.
+//! - the built-in threshold metrics' shape `sum(rate(SEL[W]))`, alone or divided by another
+//!   (`sum(rate(A[W])) / sum(rate(B[W]))`, the success rate): `rate` as Prometheus 2.x's
+//!   `extrapolatedRate` (promql/functions.go: at least two samples in the range, resets added
+//!   back, extrapolated to the range's ends when the first/last sample is within 1.1 average
+//!   gaps of them, else by half a gap, never below the counter's zero point, divided by the
+//!   range); `sum` over no series is an empty vector, and so is a division with an empty side.
+//!
+//! Anything else (other functions, aggregations, operators) is refused with an error, so a
+//! simulation can never silently answer a query the real server would answer differently.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 
-use crate::prometheus::{Labels, QueryError, QueryResponse, QueryResult, RangeSeries};
+use crate::prometheus::{Labels, QueryError, QueryResponse, QueryResult, RangeSeries, Sample};
 use crate::source::{MetricsSource, QueryFuture};
 
 #[derive(Debug, Default)]
@@ -80,13 +87,61 @@ impl SimPrometheus {
             .collect()
     }
 
-    /// Evaluates a raw range selector at `at_ms`.
+    /// Evaluates a raw range selector, or the `sum(rate(..))` shapes of the module docs, at
+    /// `at_ms`.
     pub fn eval(&self, promql: &str, at_ms: i64) -> Result<QueryResult, QueryError> {
-        let sel = parse(promql).map_err(|e| QueryError::Prometheus {
+        let bad = |e: String| QueryError::Prometheus {
             error_type: "bad_data".into(),
             error: format!("simulated prometheus: {e} in {promql:?}"),
             http_status: 400,
-        })?;
+        };
+        let q = promql.trim();
+        if q.starts_with("sum(") {
+            let parts = split_division(q);
+            let mut values = Vec::new();
+            for part in &parts {
+                let inner = part
+                    .trim()
+                    .strip_prefix("sum(rate(")
+                    .and_then(|r| r.strip_suffix("))"))
+                    .ok_or_else(|| bad("only sum(rate(selector[range])) is simulated".into()))?;
+                let sel = parse(inner).map_err(bad)?;
+                values.push(self.sum_rate(&sel, at_ms)?);
+            }
+            let value = match values.as_slice() {
+                [Some(a)] => Some(*a),
+                [Some(a), Some(b)] => Some(a / b),
+                [_] | [_, _] => None,
+                _ => return Err(bad("at most one division is simulated".into())),
+            };
+            return Ok(QueryResult::Vector(
+                value
+                    .map(|v| Sample {
+                        labels: Labels::new(),
+                        timestamp: at_ms as f64 / 1000.0,
+                        value: v,
+                    })
+                    .into_iter()
+                    .collect(),
+            ));
+        }
+        let sel = parse(promql).map_err(bad)?;
+        self.select(&sel, at_ms)
+    }
+
+    /// `sum(rate(sel))`: `None` when no series has two samples in the range.
+    fn sum_rate(&self, sel: &Selector, at_ms: i64) -> Result<Option<f64>, QueryError> {
+        let QueryResult::Matrix(m) = self.select(sel, at_ms)? else {
+            return Ok(None);
+        };
+        let rates: Vec<f64> = m
+            .iter()
+            .filter_map(|s| extrapolated_rate(&s.values, at_ms, sel.range_ms))
+            .collect();
+        Ok((!rates.is_empty()).then(|| rates.iter().sum()))
+    }
+
+    fn select(&self, sel: &Selector, at_ms: i64) -> Result<QueryResult, QueryError> {
         let mut g = self.lock();
         let Inner { series, regex, .. } = &mut *g;
         let mut out = Vec::new();
@@ -143,6 +198,76 @@ impl SimPrometheus {
         }
         Ok(QueryResult::Matrix(out))
     }
+}
+
+/// `a / b` split at its top-level `/` (outside parentheses, braces and quotes).
+fn split_division(q: &str) -> Vec<&str> {
+    let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in q.char_indices() {
+        if quoted {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '(' | '{' | '[' => depth += 1,
+            ')' | '}' | ']' => depth -= 1,
+            '/' if depth == 0 => {
+                parts.push(&q[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&q[start..]);
+    parts
+}
+
+/// Prometheus 2.x `rate()` of one counter series (samples `(seconds, value)` inside the range
+/// ending at `at_ms`): see the module docs. `None` with fewer than two samples.
+fn extrapolated_rate(values: &[(f64, f64)], at_ms: i64, range_ms: i64) -> Option<f64> {
+    let (first, last) = (values.first()?, values.last()?);
+    if values.len() < 2 {
+        return None;
+    }
+    let mut result = last.1 - first.1;
+    for w in values.windows(2) {
+        if w[1].1 < w[0].1 {
+            result += w[0].1;
+        }
+    }
+    let range_start = (at_ms - range_ms) as f64 / 1000.0;
+    let range_end = at_ms as f64 / 1000.0;
+    let mut to_start = first.0 - range_start;
+    let to_end = range_end - last.0;
+    let sampled = last.0 - first.0;
+    let avg = sampled / (values.len() - 1) as f64;
+    if result > 0.0 && first.1 >= 0.0 {
+        let to_zero = sampled * (first.1 / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = avg * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        avg / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        avg / 2.0
+    };
+    Some(result * (interval / sampled) / (range_ms as f64 / 1000.0))
 }
 
 impl MetricsSource for SimPrometheus {
@@ -317,12 +442,54 @@ mod tests {
     }
 
     #[test]
+    fn sum_rate_extrapolates_like_prometheus() {
+        let p = SimPrometheus::new();
+        // 1 request/s for 45 s, 1 error every 15 s from 15 s on, scraped every 15 s.
+        for t in 0..=45 {
+            if t % 15 == 0 {
+                p.scrape(t * 1000);
+            }
+            p.add("r", &[("code", "200")], 1.0);
+        }
+        let ok = r#"sum(rate(r{code!~"5.."}[1m]))"#;
+        // Range (-10 s, 50 s]: samples 0..45 at 0, 15, 30, 45 s; the zero point is the first
+        // sample, so the start is not extrapolated; the end by 5 s: 45 * (50 / 45) / 60.
+        let QueryResult::Vector(v) = p.eval(ok, 50_000).unwrap() else {
+            panic!("vector")
+        };
+        assert!((v[0].value - 50.0 / 60.0).abs() < 1e-12, "{v:?}");
+        // A ratio of two sums; one sample in the range is no rate, and an empty side is empty.
+        let QueryResult::Vector(v) = p.eval(&format!("{ok} / {ok}"), 50_000).unwrap() else {
+            panic!("vector")
+        };
+        assert_eq!(v[0].value, 1.0);
+        let QueryResult::Vector(v) = p.eval(r#"sum(rate(r{}[10s]))"#, 50_000).unwrap() else {
+            panic!("vector")
+        };
+        assert!(v.is_empty(), "{v:?}");
+        let QueryResult::Vector(v) = p
+            .eval(&format!(r#"{ok} / sum(rate(r{{code="503"}}[1m]))"#), 50_000)
+            .unwrap()
+        else {
+            panic!("vector")
+        };
+        assert!(v.is_empty(), "{v:?}");
+        // A reset adds the value before it back: 10 -> 2 counts as 10 + 2.
+        assert_eq!(
+            extrapolated_rate(&[(0.0, 0.0), (10.0, 10.0), (20.0, 2.0)], 20_000, 20_000),
+            Some(12.0 / 20.0)
+        );
+    }
+
+    #[test]
     fn refuses_what_it_does_not_simulate() {
         let p = SimPrometheus::new();
         p.add("x", &[("a", "b")], 1.0);
         p.scrape(0);
         for q in [
-            "sum(rate(x{}[1m]))",
+            "max(rate(x{}[1m]))",
+            "sum(increase(x{}[1m]))",
+            "sum(rate(x{}[1m])) / sum(rate(x{}[1m])) / sum(rate(x{}[1m]))",
             "x{}",
             r#"x{a="b"[1m]"#,
             r#"x{a~"b"}[1m]"#,

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use sluice_analysis::stats::{RoutePromotion, RouteSplit};
 use sluice_analysis::{
     analyse_step, error_counter, latency_histogram, AnalysisState, BuiltinMetric, Check,
     CounterSpec, InconclusiveCause, MetricState, MetricsSource, Provider, SequentialConfig,
@@ -321,6 +322,30 @@ fn sequential(c: Option<&ComparisonSpec>) -> SequentialConfig {
     }
 }
 
+const LATENCY_BY: &str =
+    "comparison.by (per-route comparison) is for error comparisons only, not latency";
+
+/// Route slots of a per-route comparison unless `comparison.maxRoutes` says otherwise.
+pub const DEFAULT_MAX_ROUTES: u32 = 10;
+
+/// `comparison.by` as the analysis crate's route split (`None` without `by`).
+fn route_split(c: Option<&ComparisonSpec>) -> Result<Option<RouteSplit>, String> {
+    let Some(c) = c else { return Ok(None) };
+    let Some(label) = &c.by else { return Ok(None) };
+    let split = RouteSplit {
+        label: label.clone(),
+        max_routes: c.max_routes.unwrap_or(DEFAULT_MAX_ROUTES) as usize,
+        promote: match c.promote_when.unwrap_or_default() {
+            sluice_crds::RoutePromotion::Pooled => RoutePromotion::Pooled,
+            sluice_crds::RoutePromotion::EveryRoute => RoutePromotion::EveryRoute,
+        },
+    };
+    split
+        .validate()
+        .map_err(|e| format!("comparison.by: {e}"))?;
+    Ok(Some(split))
+}
+
 /// `{{arm}}` becomes `{{primary}}` / `{{canary}}`, so the analysis crate escapes the value.
 fn arm_template(t: &str, arm: &str) -> String {
     t.replace("{{arm}}", &format!("{{{{{arm}}}}}"))
@@ -344,7 +369,11 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
             BuiltinMetric::ErrorRateComparison => Ok(Check::ErrorComparison {
                 counter: error_counter(p),
                 settings: sequential(m.comparison.as_ref()),
+                by: route_split(m.comparison.as_ref())?,
             }),
+            BuiltinMetric::LatencyComparison if route_split(m.comparison.as_ref())?.is_some() => {
+                Err(LATENCY_BY.into())
+            }
             BuiltinMetric::LatencyComparison => Ok(Check::LatencyComparison {
                 histogram: latency_histogram(p),
                 quantile: LATENCY_QUANTILE,
@@ -404,7 +433,9 @@ pub fn to_check(m: &MetricSpec, provider: Provider) -> Result<Check, String> {
                         .ok_or("comparison.counter needs comparison.badSelector")?,
                 ),
                 settings: sequential(Some(c)),
+                by: route_split(Some(c))?,
             }),
+            (None, Some(_)) if c.by.is_some() => Err(LATENCY_BY.into()),
             (None, Some(h)) => Ok(Check::LatencyComparison {
                 histogram: spec(format!("{h}_bucket"), String::new()),
                 quantile: LATENCY_QUANTILE,

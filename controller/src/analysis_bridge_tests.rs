@@ -330,7 +330,9 @@ fn custom_comparison_names_a_counter_and_substitutes_the_arm() {
         ..Default::default()
     };
     match to_check(&m, Provider::NginxMtail).unwrap() {
-        Check::ErrorComparison { counter, settings } => {
+        Check::ErrorComparison {
+            counter, settings, ..
+        } => {
             assert_eq!(
                 counter.bad_query(sluice_analysis::Arm::Canary),
                 r#"http_requests_total{app="{{canary}}",route="/checkout",code=~"5.."}[{{range}}]"#
@@ -448,4 +450,60 @@ fn kubernetes_rollout_variables() {
         ("30s", "podinfo", "9898")
     );
     assert_eq!(provider_for_router(&r.spec.router), Provider::NginxIngress);
+}
+
+#[test]
+fn comparison_by_becomes_a_route_split_for_error_comparisons_only() {
+    let with = |builtin: &str, c: ComparisonSpec| MetricSpec {
+        name: "m".into(),
+        builtin: Some(builtin.into()),
+        comparison: Some(c),
+        ..Default::default()
+    };
+    let by = ComparisonSpec {
+        by: Some("path".into()),
+        ..Default::default()
+    };
+    match to_check(
+        &with("nginx-errors-vs-stable", by.clone()),
+        Provider::NginxIngress,
+    )
+    .unwrap()
+    {
+        Check::ErrorComparison {
+            by: Some(split), ..
+        } => {
+            assert_eq!(split.label, "path");
+            assert_eq!(split.max_routes, DEFAULT_MAX_ROUTES as usize);
+            assert_eq!(split.promote, RoutePromotion::Pooled);
+        }
+        other => panic!("{other:?}"),
+    }
+    let every = ComparisonSpec {
+        max_routes: Some(4),
+        promote_when: Some(sluice_crds::RoutePromotion::EveryRoute),
+        ..by.clone()
+    };
+    match to_check(
+        &with("nginx-errors-vs-stable", every),
+        Provider::NginxIngress,
+    )
+    .unwrap()
+    {
+        Check::ErrorComparison {
+            by: Some(split), ..
+        } => {
+            assert_eq!(split.max_routes, 4);
+            assert_eq!(split.promote, RoutePromotion::EveryRoute);
+        }
+        other => panic!("{other:?}"),
+    }
+    let err = to_check(&with("nginx-latency-vs-stable", by), Provider::NginxIngress).unwrap_err();
+    assert!(err.contains("error comparisons only"), "{err}");
+    let bad = ComparisonSpec {
+        by: Some("a-b".into()),
+        ..Default::default()
+    };
+    let err = to_check(&with("nginx-errors-vs-stable", bad), Provider::NginxIngress).unwrap_err();
+    assert!(err.contains("label name"), "{err}");
 }

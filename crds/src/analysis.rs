@@ -278,6 +278,32 @@ pub struct ComparisonSpec {
     /// Canary requests required before a Pass. Default 200.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_canary_requests: Option<u64>,
+    /// Error comparisons only: the series label that names a route (e.g. `path` on
+    /// ingress-nginx's request counter). The test then also runs on each route's own counts, so
+    /// a regression on one route is judged on that route; alpha is split over the pooled test
+    /// and `maxRoutes` route slots (docs/analysis.md, "Per-route comparison").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// With `by`: route slots, the last one for all further routes together. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 50))]
+    pub max_routes: Option<u32>,
+    /// With `by`: what a Pass needs. `pooled` (default): the test on all routes together
+    /// passes and no route fails; `everyRoute`: every route with canary traffic passes its own
+    /// test (slower; bounds false promotions of a canary worse on any one route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promote_when: Option<RoutePromotion>,
+}
+
+/// What a per-route comparison's Pass needs (`comparison.promoteWhen`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum RoutePromotion {
+    /// The test on all routes together passes and no route fails.
+    #[default]
+    Pooled,
+    /// Every route with canary traffic passes its own test.
+    EveryRoute,
 }
 
 /// Reusable metrics with PromQL templates and declared arguments.

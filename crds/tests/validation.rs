@@ -355,6 +355,45 @@ fn custom_comparison_names_a_counter_and_refuses_increase_queries() {
 }
 
 #[test]
+fn per_route_comparison_needs_a_label_name_and_an_error_comparison() {
+    let spec = |comparison: &str, builtin: &str| -> RolloutSpec {
+        let mut s = valid();
+        let m = &mut s.analysis.as_mut().unwrap().metrics[0];
+        m.builtin = Some(builtin.into());
+        m.comparison = Some(serde_saphyr::from_str(comparison).expect("comparison parses"));
+        s
+    };
+    let f = "spec.analysis.metrics[0].comparison";
+    let ok = spec(
+        "{ by: path, maxRoutes: 5, promoteWhen: everyRoute }",
+        "nginx-errors-vs-stable",
+    );
+    assert_eq!(errors_of(&ok), vec![]);
+    assert_error(
+        &spec("{ by: 'path-x' }", "nginx-errors-vs-stable"),
+        &format!("{f}.by"),
+        "not a Prometheus label name",
+    );
+    assert_error(
+        &spec("{ by: path }", "nginx-latency-vs-stable"),
+        &format!("{f}.by"),
+        "error comparisons only",
+    );
+    assert_error(
+        &spec("{ maxRoutes: 3 }", "nginx-errors-vs-stable"),
+        &format!("{f}.maxRoutes"),
+        "needs comparison.by",
+    );
+    assert_error(
+        &spec("{ by: path, maxRoutes: 0 }", "nginx-errors-vs-stable"),
+        &format!("{f}.maxRoutes"),
+        "1..=50",
+    );
+    // Unknown policies do not parse.
+    assert!(serde_saphyr::from_str::<ComparisonSpec>("{ by: path, promoteWhen: some }").is_err());
+}
+
+#[test]
 fn duplicate_metric_names() {
     let mut s = valid();
     s.analysis.as_mut().unwrap().metrics[1].name = "errors".into();

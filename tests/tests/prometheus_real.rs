@@ -218,6 +218,7 @@ fn metrics(provider: Provider) -> Vec<MetricSpec> {
             Check::ErrorComparison {
                 counter: error_counter(provider),
                 settings: SequentialConfig::default(),
+                by: None,
             },
         ),
         m(

@@ -6,6 +6,7 @@ pub mod forecast;
 pub mod grid;
 pub mod latency;
 pub mod ratio;
+pub mod routes;
 pub mod slo;
 pub mod sprt;
 
@@ -13,6 +14,9 @@ pub use dispersion::Dispersion;
 pub use forecast::{forecast, Forecast, Heading};
 pub use latency::{choose_boundary, latency_counts, Histogram, HistogramError};
 pub use ratio::{accumulate, evaluate, update, IntervalCounts, SequentialConfig, SequentialState};
+pub use routes::{
+    update_routes, RouteJudgement, RoutePromotion, RouteSlot, RouteSplit, RouteState,
+};
 pub use slo::{slo_update, SloConfig, SloState};
 
 #[cfg(test)]

@@ -6,12 +6,13 @@ use crate::builtin::{Arm, CounterSpec};
 use crate::counters::{self, Counted, Window};
 use crate::prometheus::QueryResult;
 use crate::stats::{
-    choose_boundary, forecast, latency_counts, slo_update, update, IntervalCounts,
-    SequentialConfig, SequentialState, SloConfig,
+    choose_boundary, forecast, latency_counts, slo_update, update, update_routes, IntervalCounts,
+    RouteSplit, RouteState, SequentialConfig, SequentialState, SloConfig,
 };
 use crate::template::Variables;
 use crate::verdict::{InconclusiveCause, Verdict};
 
+use super::routes;
 use super::window::{self, Calibration};
 use super::{Ctx, MetricState, Step};
 
@@ -75,10 +76,13 @@ fn resume(saved: &Option<SequentialState>, cfg: &SequentialConfig) -> Sequential
     }
 }
 
-/// Stable's per-interval error counts in the hour before `start`, into the dispersion sums.
+/// Stable's per-interval error counts in the hour before `start`, into the dispersion sums (and,
+/// with a route split, into each route slot's, the busiest routes taking the named slots first).
+#[allow(clippy::too_many_arguments)]
 async fn error_baseline(
     ctx: &mut Ctx<'_>,
     c: &CounterSpec,
+    by: Option<(&RouteSplit, &mut RouteState, &SequentialConfig)>,
     vars: &Variables,
     seq: &mut SequentialState,
     start: i64,
@@ -93,12 +97,37 @@ async fn error_baseline(
     let n = counters::chunked(&all, w, chunk_ms).map_err(err)?;
     let x = counters::chunked(&bad, w, chunk_ms).map_err(err)?;
     window::add_chunks(&mut seq.dispersion, &n, &x);
+    if let Some((split, state, cfg)) = by {
+        let empty = QueryResult::Matrix(Vec::new());
+        let answers = routes::Answers {
+            canary_all: &empty,
+            canary_bad: &empty,
+            stable_all: &all,
+            stable_bad: &bad,
+        };
+        let groups_all = routes::split_by(&all, &split.label).map_err(err)?;
+        let groups_bad = routes::split_by(&bad, &split.label).map_err(err)?;
+        for (route, _) in routes::route_counts(&answers, &split.label, w).map_err(err)? {
+            let Some(route_all) = groups_all.get(&route) else {
+                continue;
+            };
+            let i = state.slot_for(&route, split, cfg);
+            let n = counters::chunked(route_all, w, chunk_ms).map_err(err)?;
+            let x = match groups_bad.get(&route) {
+                Some(b) => counters::chunked(b, w, chunk_ms).map_err(err)?,
+                None => vec![0.0; n.len()],
+            };
+            window::add_chunks(&mut state.slots[i].state.dispersion, &n, &x);
+        }
+    }
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn errors(
     ctx: &mut Ctx<'_>,
     c: &CounterSpec,
+    by: Option<&RouteSplit>,
     settings: &SequentialConfig,
     vars: &Variables,
     st: &mut MetricState,
@@ -118,14 +147,60 @@ pub async fn errors(
         stable_requests: counted("stable requests", counters::count(&sa, w))?.value,
         stable_bad: counted("stable bad events", counters::count(&sb, w))?.value,
     };
-    let mut seq = resume(&st.sequential, settings);
+    let Some(split) = by else {
+        let mut seq = resume(&st.sequential, settings);
+        if !st.baseline_read {
+            error_baseline(ctx, c, None, vars, &mut seq, start, chunk_ms).await?;
+            st.baseline_read = true;
+        }
+        let (s, verdict) = update(settings, &seq, &counts);
+        let verdict = verdict.with_forecast(forecast(settings, &s, &counts, w.seconds()));
+        st.sequential = Some(s);
+        return Ok(Judged {
+            verdict,
+            end_ms: w.end_ms,
+        });
+    };
+    let per_route = routes::route_counts(
+        &routes::Answers {
+            canary_all: &ca,
+            canary_bad: &cb,
+            stable_all: &sa,
+            stable_bad: &sb,
+        },
+        &split.label,
+        w,
+    )
+    .map_err(|e| Verdict::error(format!("per-route counts: {e}")))?;
+    let cfg = split.per_test(settings);
+    let mut seq = resume(&st.sequential, &cfg);
+    let mut route_state = match &st.routes {
+        Some(r) if r.matches(&cfg) => r.clone(),
+        Some(_) => {
+            tracing::warn!("comparison settings changed; restarting the per-route evidence");
+            RouteState::default()
+        }
+        None => RouteState::default(),
+    };
     if !st.baseline_read {
-        error_baseline(ctx, c, vars, &mut seq, start, chunk_ms).await?;
+        error_baseline(
+            ctx,
+            c,
+            Some((split, &mut route_state, &cfg)),
+            vars,
+            &mut seq,
+            start,
+            chunk_ms,
+        )
+        .await?;
         st.baseline_read = true;
     }
-    let (s, verdict) = update(settings, &seq, &counts);
-    let verdict = verdict.with_forecast(forecast(settings, &s, &counts, w.seconds()));
-    st.sequential = Some(s);
+    let j = update_routes(split, settings, &seq, &route_state, &counts, &per_route);
+    let verdict = j
+        .verdict
+        .with_forecast(forecast(&cfg, &j.pooled, &counts, w.seconds()));
+    st.sequential = Some(j.pooled);
+    st.routes = Some(j.routes);
     Ok(Judged {
         verdict,
         end_ms: w.end_ms,

@@ -11,6 +11,7 @@
 #![allow(clippy::result_large_err)]
 
 mod compare;
+mod routes;
 mod shared;
 mod spec;
 pub mod window;
@@ -126,9 +127,13 @@ async fn judge(
                 None,
             ))
         }
-        Check::ErrorComparison { counter, settings } => {
+        Check::ErrorComparison {
+            counter,
+            settings,
+            by,
+        } => {
             let cfg = divided(settings, k);
-            compare::errors(ctx, counter, &cfg, vars, st, start, chunk_ms).await?
+            compare::errors(ctx, counter, by.as_ref(), &cfg, vars, st, start, chunk_ms).await?
         }
         Check::LatencyComparison {
             histogram,

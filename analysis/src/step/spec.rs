@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::window::Calibration;
 use crate::builtin::{BuiltinMetric, CounterSpec, Provider};
-use crate::stats::{SequentialConfig, SequentialState, SloConfig, SloState};
+use crate::stats::{
+    RouteSplit, RouteState, SequentialConfig, SequentialState, SloConfig, SloState,
+};
 use crate::template::Variables;
 use crate::verdict::{Threshold, Verdict};
 
@@ -31,9 +33,12 @@ pub enum Check {
         threshold: Threshold,
     },
     /// Sequential canary-vs-stable test on exact request / bad-event counts of a counter.
+    /// With `by`, the same test also runs on each route's counts (`stats::routes`).
     ErrorComparison {
         counter: CounterSpec,
         settings: SequentialConfig,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<RouteSplit>,
     },
     /// Sequential test on requests slower than a bucket boundary of a histogram's `_bucket`
     /// counter: `boundary` if given, else the first finite bucket holding stable's `quantile`,
@@ -89,6 +94,9 @@ pub struct MetricState {
     /// Latency: stable's buckets collected in-rollout while the baseline had too few requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calibration: Option<Calibration>,
+    /// Per-route comparisons: each route slot's test (the pooled one is `sequential`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<RouteState>,
 }
 
 /// All metrics' memory, keyed by metric name. Persist it in the rollout status; reset it when a

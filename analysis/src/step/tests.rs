@@ -59,6 +59,7 @@ fn errors_metric(name: &str) -> MetricSpec {
         check: Check::ErrorComparison {
             counter: error_counter(Provider::NginxIngress),
             settings: SequentialConfig::default(),
+            by: None,
         },
         args: Variables::new(),
     }

@@ -4,6 +4,14 @@
 //! a failed check, and the failed-check counter never resets during a rollout. The threshold
 //! is checked at the start of a tick, before that tick's analysis (so the rollback comes one
 //! interval after the fifth failure). Promotion starts once a check passes at maxWeight.
+//!
+//! A canary that stops being ready: Flagger's scheduler (`pkg/controller/scheduler.go`,
+//! fluxcd/flagger) calls `IsCanaryReady` first at every tick and returns early on a retriable
+//! error ("not ready"), before any check or weight change, so the canary keeps its weight and
+//! no check fails; only once the readiness check reports the progress deadline exceeded
+//! (non-retriable; `progressDeadlineSeconds`, default 600 s, docs/gitbook/usage/how-it-works.md)
+//! does it roll back. Modelled as: no checks while dead, rollback at the first tick at least
+//! `progress_deadline` seconds after the death.
 
 use super::policy::{Control, Outcome, Policy};
 use super::promql::{histogram_quantile, success_rate_percent};
@@ -20,6 +28,8 @@ pub struct FlaggerConfig {
     pub max_p99_ms: f64,
     /// Seconds until the canary pods are ready (checked at ticks only).
     pub canary_ready_after: u64,
+    /// `progressDeadlineSeconds`.
+    pub progress_deadline: u64,
 }
 
 impl Default for FlaggerConfig {
@@ -32,6 +42,7 @@ impl Default for FlaggerConfig {
             min_success_percent: 99.0,
             max_p99_ms: 500.0,
             canary_ready_after: 30,
+            progress_deadline: 600,
         }
     }
 }
@@ -43,6 +54,8 @@ pub struct Flagger {
     weight: i32,
     failed_checks: u32,
     started: bool,
+    /// When the canary's pods died (first dead second seen).
+    dead_since: Option<u64>,
 }
 
 impl Flagger {
@@ -52,6 +65,7 @@ impl Flagger {
             weight: 0,
             failed_checks: 0,
             started: false,
+            dead_since: None,
         }
     }
 
@@ -79,6 +93,19 @@ impl Policy for Flagger {
         if t < self.cfg.canary_ready_after {
             return Control::weight(self.weight);
         }
+        if self.dead_since.is_none() {
+            self.dead_since = h
+                .seconds
+                .iter()
+                .position(|s| s.canary_dead)
+                .map(|i| i as u64);
+        }
+        if let Some(d) = self.dead_since {
+            if t >= d + self.cfg.progress_deadline {
+                return Control::decided(Outcome::RolledBack);
+            }
+            return Control::weight(self.weight);
+        }
         if !self.started {
             // "Starting canary analysis": no check before the first weight step.
             self.started = true;
@@ -93,5 +120,36 @@ impl Policy for Flagger {
         }
         self.weight = (self.weight + self.cfg.step_weight).min(self.cfg.max_weight);
         Control::weight(self.weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::traffic::{History, Second};
+
+    #[test]
+    fn a_dead_canary_keeps_its_weight_until_the_progress_deadline() {
+        let mut f = Flagger::new(FlaggerConfig::default());
+        let mut h = History::default();
+        let mut rolled_back_at = None;
+        for t in 0..2000 {
+            let c = f.control(t, &h);
+            if c.decided.is_some() {
+                rolled_back_at = Some(t);
+                break;
+            }
+            h.seconds.push(Second {
+                weight: c.weight,
+                canary_dead: t >= 200,
+                ..Second::default()
+            });
+        }
+        // Dead from 200 s: held at its weight, rolled back at the first tick from 800 s.
+        assert_eq!(rolled_back_at, Some(840));
+        assert!(h.seconds[200..]
+            .iter()
+            .all(|s| s.weight == h.seconds[200].weight));
+        assert!(h.seconds[200].weight > 0);
     }
 }

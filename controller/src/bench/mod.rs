@@ -43,7 +43,8 @@ pub struct BenchArgs {
     pub threads: Option<usize>,
     /// `decisions`: every policy on the main scenarios; `validity`: Sluice alone on the grid of
     /// conditions its guarantees must hold under (scrape/interval, baselines, shares, bursts,
-    /// restarts, floor on and off).
+    /// restarts, floor on and off); `faults`: one-endpoint regression, canary death at 25%,
+    /// shared incident (Flagger, Sluice, Sluice per route).
     #[arg(long, value_enum, default_value_t = Suite::Decisions)]
     pub suite: Suite,
 }
@@ -53,6 +54,9 @@ pub struct BenchArgs {
 pub enum Suite {
     Decisions,
     Validity,
+    /// Issue 17's fault cells: one-endpoint regression, a canary that dies at 25%, a shared
+    /// incident; Flagger, Sluice and Sluice per route.
+    Faults,
 }
 
 /// What to run.
@@ -85,10 +89,12 @@ impl BenchPlan {
                     .into_iter()
                     .filter(|p| p.name == "sluice")
                     .collect(),
+                Suite::Faults => run::fault_policies(),
             },
             scenarios: match args.suite {
                 Suite::Decisions => scenario::all(),
                 Suite::Validity => scenario::validity(),
+                Suite::Faults => scenario::faults(),
             },
         }
     }

@@ -82,6 +82,32 @@ impl Report {
         s
     }
 
+    /// Canary-death cells: errors served after the death and the time to weight 0.
+    pub fn death_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "| scenario | policy | canary errors after the death (mean / p90) | seconds from death to 0% (median / p90) | runs whose canary died |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for c in self.cells.iter().filter(|c| c.errors_after_death.is_some()) {
+            let e = c.errors_after_death;
+            let z = c.death_to_zero;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} / {} | {} / {} | {} |",
+                c.scenario,
+                c.policy,
+                e.map_or("-".to_string(), |d| format!("{:.0}", d.mean)),
+                e.map_or("-".to_string(), |d| format!("{:.0}", d.p90)),
+                secs(z.map(|d| d.median)),
+                secs(z.map(|d| d.p90)),
+                e.map_or(0, |d| d.n),
+            );
+        }
+        s
+    }
+
     /// Sluice / baseline ratios.
     pub fn ratios_table(&self) -> String {
         let mut s = String::new();
@@ -125,13 +151,19 @@ impl Report {
 
     /// All tables with headings.
     pub fn markdown(&self) -> String {
-        format!(
+        let deaths = if self.cells.iter().any(|c| c.errors_after_death.is_some()) {
+            format!("\n### Canary deaths\n\n{}", self.death_table())
+        } else {
+            String::new()
+        };
+        let tables = format!(
             "### Outcomes ({} seeds per cell, horizon {} s)\n\n{}\n### Sluice relative to the baselines (< 1: Sluice smaller or faster)\n\n{}\n### Theoretical yardstick (alpha = beta = 0.05; healthy rows: E0[N] against 2x)\n\n{}",
             self.seeds,
             self.horizon_seconds,
             self.outcomes_table(),
             self.ratios_table(),
             self.theory_table()
-        )
+        );
+        tables + &deaths
     }
 }

@@ -8,6 +8,7 @@ use super::policy::{Outcome, Policy};
 use super::scenario::Scenario;
 use super::sluice::{Sluice, SluiceConfig};
 use super::traffic::{History, Traffic};
+use sluice_crds::RoutePromotion;
 
 /// A policy to benchmark, by name and settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +66,48 @@ pub fn policies() -> Vec<PolicySpec> {
     ]
 }
 
+/// The policies of the fault cells (`--suite faults`): Flagger's defaults, Sluice's default,
+/// and Sluice with the per-route error comparison (`comparison.by: path`) under both promotion
+/// rules; all Sluice variants keep the default canary-loss grace (10 s, then roll back).
+pub fn fault_policies() -> Vec<PolicySpec> {
+    let mut out: Vec<PolicySpec> = policies()
+        .into_iter()
+        .filter(|p| p.name == "flagger" || p.name == "sluice")
+        .collect();
+    for (name, rule, what) in [
+        (
+            "sluice-by-path",
+            RoutePromotion::Pooled,
+            "promoteWhen pooled",
+        ),
+        (
+            "sluice-by-path-every",
+            RoutePromotion::EveryRoute,
+            "promoteWhen everyRoute",
+        ),
+    ] {
+        out.push(PolicySpec {
+            name: name.into(),
+            description: format!(
+                "as sluice, with the error comparison also per route (comparison.by: path, maxRoutes 10, {what})"
+            ),
+            kind: PolicyKind::Sluice(SluiceConfig {
+                by_path: Some(rule),
+                ..SluiceConfig::default()
+            }),
+        });
+    }
+    out.push(PolicySpec {
+        name: "sluice-recommended".into(),
+        description: "as sluice, with the recommended metric set: the two comparisons plus success-rate >= 0.95 (unlessStableFails on)".into(),
+        kind: PolicyKind::Sluice(SluiceConfig {
+            success_floor: true,
+            ..SluiceConfig::default()
+        }),
+    });
+    out
+}
+
 /// Weight and canary errors over time, for plots (one point per `TRACE_STEP` seconds).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Trace {
@@ -85,6 +128,12 @@ pub struct RunResult {
     /// Requests and errors the canary served until the decision (or the horizon).
     pub canary_requests: u64,
     pub canary_errors: u64,
+    /// Scenario `canary_dies_at`: canary requests answered with errors after the death, and
+    /// seconds from the death to the first second the canary served no traffic (weight 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_after_death: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub death_to_zero: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<Trace>,
 }
@@ -111,7 +160,24 @@ pub fn run_one(
         h.seconds.push(sec);
     }
     let (c, _) = h.window(0, h.now());
+    let death = h.seconds.iter().position(|s| s.canary_dead);
+    let errors_after_death = death.map(|d| {
+        h.seconds[d..]
+            .iter()
+            .map(|s| u64::from(s.canary.errors))
+            .sum()
+    });
+    // Zero from the death on: the weight of a later second, or the decision (all to stable).
+    let death_to_zero = death.and_then(|d| {
+        h.seconds[d..]
+            .iter()
+            .position(|s| s.weight == 0)
+            .map(|i| i as u64)
+            .or_else(|| decided.map(|(_, t)| t.saturating_sub(d as u64)))
+    });
     RunResult {
+        errors_after_death,
+        death_to_zero,
         outcome: decided.map_or(Outcome::Undecided, |d| d.0),
         decided_at: decided.map(|d| d.1),
         canary_requests: u64::from(c.requests),

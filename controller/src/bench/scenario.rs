@@ -45,7 +45,24 @@ pub struct Scenario {
     pub max_weight: Option<i32>,
     /// Sluice's `negligibleBadRate` floor on the error comparison (off unless set).
     pub floor: Option<f64>,
+    /// One route (ingress-nginx `path`) with its own canary error rate; the rest is `/`.
+    pub hot_route: Option<HotRoute>,
+    /// The canary's pods die 20 s after it first serves this weight (percent); from then on
+    /// every request routed to it is an error (NGINX answers 502) and it is not ready.
+    pub canary_dies_at: Option<i32>,
 }
+
+/// A route that carries `share` of the requests and on which the canary's error probability is
+/// `canary_error` (stable keeps `base_error` there too).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HotRoute {
+    pub path: String,
+    pub share: f64,
+    pub canary_error: f64,
+}
+
+/// Seconds between the canary first serving `canary_dies_at` and its death.
+pub const DEATH_DELAY: u64 = 20;
 
 /// Errors in bursts: the per-block multiplier of the error probability has this coefficient of
 /// variation; `shared` bursts hit both arms at once (a dependency), others each arm on its own.
@@ -73,6 +90,8 @@ impl Scenario {
             interval: None,
             max_weight: None,
             floor: None,
+            hot_route: None,
+            canary_dies_at: None,
         }
     }
 
@@ -148,6 +167,52 @@ pub fn all() -> Vec<Scenario> {
         spike,
         dark,
     ]
+}
+
+/// The fault cells (`sluice bench --suite faults`, issue 17): a regression on one endpoint, a
+/// canary that dies while it holds 25%, and a shared incident.
+pub fn faults() -> Vec<Scenario> {
+    let mut one = Scenario::new(
+        "one-endpoint",
+        "canary 5% errors on /checkout (a fifth of the traffic), 0.5% elsewhere; stable 0.5% everywhere",
+    );
+    one.hot_route = Some(HotRoute {
+        path: "/checkout".into(),
+        share: 0.2,
+        canary_error: 0.05,
+    });
+    one.bad = true;
+    let mut healthy = Scenario::new(
+        "two-routes-healthy",
+        "healthy canary; /checkout a fifth of the traffic; 0.5% errors everywhere on both arms",
+    );
+    healthy.hot_route = Some(HotRoute {
+        path: "/checkout".into(),
+        share: 0.2,
+        canary_error: BASE_ERROR,
+    });
+    let mut dies = Scenario::new(
+        "canary-dies-at-25",
+        "healthy canary whose pods die 20 s after it first serves 25%: every request it gets after that is a 502",
+    );
+    dies.canary_dies_at = Some(25);
+    dies.bad = true;
+    let mut incident = Scenario::healthy();
+    incident.name = "shared-incident".into();
+    incident.description =
+        "healthy canary; a dependency outage gives BOTH arms 6% errors for 25 s from 3:10".into();
+    incident.spike = Some(Spike {
+        from: 190,
+        to: 215,
+        error_rate: 0.06,
+    });
+    // The floor's rate() needs two scrapes in its window: at the default 10 s interval and
+    // 15 s scrapes it has none; the same incident with a 30 s analysis interval.
+    let mut incident30 = incident.clone();
+    incident30.name = "shared-incident-int30".into();
+    incident30.description = format!("{}; analysis interval 30 s", incident.description);
+    incident30.interval = Some(30);
+    vec![one, healthy, dies, incident, incident30]
 }
 
 /// The validity grid (`sluice bench --suite validity`): conditions under which the guarantees

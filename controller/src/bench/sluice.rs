@@ -13,7 +13,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sluice_analysis::{Provider, SimPrometheus};
 use sluice_crds::{
     AnalysisSpec, CanaryStep, CanaryStrategy, ComparisonSpec, InconclusivePolicy, MetricSpec,
-    NginxRouter, Phase, RolloutSpec, RolloutStatus, RouterSpec, ServiceSpec, Strategy, TargetRef,
+    NginxRouter, Phase, RolloutSpec, RolloutStatus, RoutePromotion, RouterSpec, ServiceSpec,
+    Strategy, TargetRef,
 };
 
 use super::policy::{Control, Outcome, Policy};
@@ -38,6 +39,12 @@ pub struct SluiceConfig {
     pub canary_ready_after: u64,
     /// `negligibleBadRate` of the error comparison (off unless set).
     pub floor: Option<f64>,
+    /// Per-route error comparison on ingress-nginx's `path` label (`comparison.by: path`)
+    /// with this promotion rule; off unless set.
+    pub by_path: Option<RoutePromotion>,
+    /// The recommended metric set (docs/analysis.md): the two comparisons plus the built-in
+    /// success-rate floor (>= 0.95, `unlessStableFails` on by default).
+    pub success_floor: bool,
 }
 
 impl Default for SluiceConfig {
@@ -54,6 +61,8 @@ impl Default for SluiceConfig {
             min_canary_requests: 200.0,
             canary_ready_after: 30,
             floor: None,
+            by_path: None,
+            success_floor: false,
         }
     }
 }
@@ -87,7 +96,7 @@ impl SluiceConfig {
                 steps.push(CanaryStep::pause_for(&format!("{stay}s")));
             }
         }
-        let metric = |name: &str, builtin: &str, floor: Option<f64>| MetricSpec {
+        let metric = |name: &str, builtin: &str, floor: Option<f64>, by: bool| MetricSpec {
             name: name.to_string(),
             builtin: Some(builtin.to_string()),
             comparison: Some(ComparisonSpec {
@@ -97,6 +106,8 @@ impl SluiceConfig {
                 degraded_ratio: Some(self.degraded_ratio),
                 min_canary_requests: Some(self.min_canary_requests as u64),
                 negligible_bad_rate: floor,
+                by: (by && self.by_path.is_some()).then(|| "path".to_string()),
+                promote_when: self.by_path.filter(|_| by),
                 ..ComparisonSpec::default()
             }),
             ..MetricSpec::default()
@@ -133,10 +144,24 @@ impl SluiceConfig {
                 error_limit: 3,
                 on_errors: Default::default(),
                 prometheus: None,
-                metrics: vec![
-                    metric("errors", "nginx-errors-vs-stable", self.floor),
-                    metric("latency", "nginx-latency-vs-stable", None),
-                ],
+                metrics: {
+                    let mut m = vec![
+                        metric("errors", "nginx-errors-vs-stable", self.floor, true),
+                        metric("latency", "nginx-latency-vs-stable", None, false),
+                    ];
+                    if self.success_floor {
+                        m.push(MetricSpec {
+                            name: "success-rate".into(),
+                            builtin: Some("nginx-success-rate".into()),
+                            threshold: Some(sluice_crds::Threshold {
+                                min: Some(0.95),
+                                ..Default::default()
+                            }),
+                            ..MetricSpec::default()
+                        });
+                    }
+                    m
+                },
                 templates: vec![],
             }),
             alerts: vec![],
@@ -171,14 +196,25 @@ static LE_LABELS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(||
         .collect()
 });
 
-/// The exporter side: one second of both arms' traffic into ingress-nginx-shaped counters.
-fn export(prom: &SimPrometheus, sec: &Second) {
-    for (arm, c) in [(CANARY_UPSTREAM, &sec.canary), ("", &sec.stable)] {
+/// The exporter side: one second of both arms' traffic into ingress-nginx-shaped counters,
+/// with the `path` label (the Ingress rule's path: `/`, and the scenario's hot route if any).
+fn export(prom: &SimPrometheus, sec: &Second, hot_path: &str) {
+    let rest = (
+        sec.canary.minus(&sec.canary_hot),
+        sec.stable.minus(&sec.stable_hot),
+    );
+    for (arm, path, c) in [
+        (CANARY_UPSTREAM, "/", &rest.0),
+        ("", "/", &rest.1),
+        (CANARY_UPSTREAM, hot_path, &sec.canary_hot),
+        ("", hot_path, &sec.stable_hot),
+    ] {
         let ok = f64::from(c.requests - c.errors);
         let labels = |status: &'static str| {
             [
                 ("namespace", NS),
                 ("ingress", INGRESS),
+                ("path", path),
                 ("canary", arm),
                 ("status", status),
             ]
@@ -201,6 +237,7 @@ fn export(prom: &SimPrometheus, sec: &Second) {
                 &[
                     ("namespace", NS),
                     ("ingress", INGRESS),
+                    ("path", path),
                     ("canary", arm),
                     ("le", le.as_str()),
                 ],
@@ -250,6 +287,10 @@ pub struct Sluice {
     /// Scrape phase: scrapes happen at seconds t with (t + phase) % scrape == 0.
     phase: u64,
     restart_at: Option<u64>,
+    /// The scenario's hot route (`path` label), `/` without one.
+    hot_path: String,
+    /// Whether the canary's death (scenario `canary_dies_at`) reached the simulated world.
+    killed: bool,
     t0: DateTime<Utc>,
     next_wake: u64,
     max_tick: u64,
@@ -291,6 +332,10 @@ impl Sluice {
         let t0 = sim.now() + TimeDelta::seconds(1);
         let scrape = scenario.scrape.max(1);
         let phase = seed % scrape;
+        let hot_path = scenario
+            .hot_route
+            .as_ref()
+            .map_or("/".to_string(), |h| h.path.clone());
         // An hour of stable-only traffic before the change, as a running service has.
         let mut calm = scenario.clone();
         calm.spike = None;
@@ -300,7 +345,7 @@ impl Sluice {
             if (t + phase).is_multiple_of(scrape) {
                 prom.scrape(at(t_hist, t).timestamp_millis());
             }
-            export(&prom, &before.second(t, 0));
+            export(&prom, &before.second(t, 0), &hot_path);
         }
         Sluice {
             sim,
@@ -308,6 +353,8 @@ impl Sluice {
             scrape,
             phase,
             restart_at: scenario.exporter_restart_at,
+            hot_path,
+            killed: false,
             t0,
             next_wake: 0,
             max_tick: cfg.interval,
@@ -320,7 +367,12 @@ impl Policy for Sluice {
     fn control(&mut self, t: u64, h: &History) -> Control {
         if t > 0 {
             if let Some(sec) = h.seconds.get(t as usize - 1) {
-                export(&self.prom, sec);
+                export(&self.prom, sec, &self.hot_path);
+                if sec.canary_dead && !self.killed {
+                    // The pods are gone: the target Deployment has no ready replica from now.
+                    self.killed = true;
+                    self.sim.world.target.ready_at = None;
+                }
             }
         }
         if self.restart_at == Some(t) {

@@ -50,6 +50,11 @@ pub struct Cell {
     /// Canary requests / errors until the decision (or the horizon), over all runs.
     pub canary_requests: Option<Dist>,
     pub canary_errors: Option<Dist>,
+    /// Canary-death scenarios: errors served after the death, seconds from death to weight 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors_after_death: Option<Dist>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub death_to_zero: Option<Dist>,
 }
 
 impl Cell {
@@ -74,6 +79,16 @@ impl Cell {
             time_to_promote: times(Outcome::Promoted),
             canary_requests: Dist::of(runs.iter().map(|r| r.canary_requests as f64).collect()),
             canary_errors: Dist::of(runs.iter().map(|r| r.canary_errors as f64).collect()),
+            errors_after_death: Dist::of(
+                runs.iter()
+                    .filter_map(|r| r.errors_after_death.map(|e| e as f64))
+                    .collect(),
+            ),
+            death_to_zero: Dist::of(
+                runs.iter()
+                    .filter_map(|r| r.death_to_zero.map(|e| e as f64))
+                    .collect(),
+            ),
         }
     }
 

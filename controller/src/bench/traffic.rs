@@ -40,6 +40,17 @@ impl ArmCounts {
         }
     }
 
+    /// These counts less `o` (a part of them).
+    pub fn minus(&self, o: &ArmCounts) -> ArmCounts {
+        let mut out = *self;
+        out.requests -= o.requests.min(out.requests);
+        out.errors -= o.errors.min(out.errors);
+        for (a, b) in out.buckets.iter_mut().zip(o.buckets.iter()) {
+            *a -= (*b).min(*a);
+        }
+        out
+    }
+
     /// Requests slower than the bucket bound `le` (which must be one of [`BUCKETS`]).
     pub fn slower_than(&self, le: f64) -> u32 {
         let idx = BUCKETS.iter().position(|b| (*b - le).abs() < 1e-12);
@@ -52,6 +63,11 @@ impl ArmCounts {
 pub struct Second {
     pub canary: ArmCounts,
     pub stable: ArmCounts,
+    /// The scenario's hot route's part of `canary` / `stable` (zero without one).
+    pub canary_hot: ArmCounts,
+    pub stable_hot: ArmCounts,
+    /// The canary's pods are dead during this second (scenario `canary_dies_at`).
+    pub canary_dead: bool,
     /// Canary weight (percent) the router served during this second.
     pub weight: i32,
 }
@@ -91,6 +107,8 @@ pub struct Traffic {
     /// Current burst block and the (canary, stable) error-rate multipliers in it.
     block: Option<u64>,
     mult: (f64, f64),
+    /// When the canary dies (scenario `canary_dies_at`), once it first served that weight.
+    death: Option<u64>,
 }
 
 impl Traffic {
@@ -101,6 +119,7 @@ impl Traffic {
             sigma: (BASE_P99 / BASE_MEDIAN).ln() / Z99,
             block: None,
             mult: (1.0, 1.0),
+            death: None,
         }
     }
 
@@ -128,6 +147,13 @@ impl Traffic {
             weight,
             ..Second::default()
         };
+        if let Some(w) = sc.canary_dies_at {
+            if self.death.is_none() && weight >= w {
+                self.death = Some(t + super::scenario::DEATH_DELAY);
+            }
+        }
+        let dead = self.death.is_some_and(|d| t >= d);
+        out.canary_dead = dead;
         let n = poisson(&mut self.rng, sc.rate);
         let p_canary = if sc.canary_unreachable {
             0.0
@@ -139,13 +165,21 @@ impl Traffic {
         let sc = &self.scenario;
         for _ in 0..n {
             let canary = self.rng.random::<f64>() < p_canary;
-            let mut p_err = if canary {
-                (sc.base_error * sc.canary_error_factor * m_canary).min(1.0)
-            } else {
-                (sc.base_error * m_stable).min(1.0)
+            // Drawn only with a hot route, so other scenarios keep their random streams.
+            let hot = sc
+                .hot_route
+                .as_ref()
+                .filter(|h| self.rng.random::<f64>() < h.share);
+            let mut p_err = match hot {
+                Some(h) if canary => (h.canary_error * m_canary).min(1.0),
+                _ if canary => (sc.base_error * sc.canary_error_factor * m_canary).min(1.0),
+                _ => (sc.base_error * m_stable).min(1.0),
             };
             if let Some(s) = spike {
                 p_err = p_err.max(s.error_rate);
+            }
+            if canary && dead {
+                p_err = 1.0;
             }
             let scale = if canary {
                 sc.canary_latency_factor
@@ -153,20 +187,21 @@ impl Traffic {
                 1.0
             };
             let latency = scale * BASE_MEDIAN * (self.sigma * normal(&mut self.rng)).exp();
-            let arm = if canary {
-                &mut out.canary
-            } else {
-                &mut out.stable
-            };
-            arm.requests += 1;
-            if self.rng.random::<f64>() < p_err {
-                arm.errors += 1;
-            }
+            let error = self.rng.random::<f64>() < p_err;
             let slot = BUCKETS
                 .iter()
                 .position(|b| latency <= *b)
                 .unwrap_or(BUCKETS.len());
-            arm.buckets[slot] += 1;
+            let (arm, arm_hot) = if canary {
+                (&mut out.canary, &mut out.canary_hot)
+            } else {
+                (&mut out.stable, &mut out.stable_hot)
+            };
+            for a in std::iter::once(arm).chain(hot.map(|_| arm_hot)) {
+                a.requests += 1;
+                a.errors += u32::from(error);
+                a.buckets[slot] += 1;
+            }
         }
         out
     }
@@ -278,6 +313,48 @@ mod tests {
         assert!((err - 0.05).abs() < 0.01, "{err}");
         let slow = f64::from(s.slower_than(0.25)) / f64::from(s.requests);
         assert!((slow - fraction_slower(0.25, 1.0)).abs() < 0.01, "{slow}");
+    }
+
+    #[test]
+    fn hot_route_is_a_subset_and_a_dead_canary_errs_on_every_request() {
+        let sc = crate::bench::scenario::faults();
+        let one = sc.iter().find(|s| s.name == "one-endpoint").unwrap();
+        let mut tr = Traffic::new(one, 5);
+        let mut h = History::default();
+        for t in 0..3000 {
+            h.seconds.push(tr.second(t, 50));
+        }
+        let (hot_c, hot_s) = h.seconds.iter().fold(
+            (ArmCounts::default(), ArmCounts::default()),
+            |(mut c, mut s), x| {
+                c.add(&x.canary_hot);
+                s.add(&x.stable_hot);
+                (c, s)
+            },
+        );
+        let (c, s) = h.window(0, 3000);
+        let share = f64::from(hot_c.requests + hot_s.requests) / f64::from(c.requests + s.requests);
+        assert!((share - 0.2).abs() < 0.02, "{share}");
+        let hot_err = f64::from(hot_c.errors) / f64::from(hot_c.requests);
+        assert!((hot_err - 0.05).abs() < 0.01, "{hot_err}");
+        let rest = c.minus(&hot_c);
+        let rest_err = f64::from(rest.errors) / f64::from(rest.requests);
+        assert!((rest_err - 0.005).abs() < 0.003, "{rest_err}");
+
+        let dies = sc.iter().find(|s| s.name == "canary-dies-at-25").unwrap();
+        let mut tr = Traffic::new(dies, 5);
+        let secs: Vec<Second> = (0..200)
+            .map(|t| tr.second(t, if t < 100 { 10 } else { 25 }))
+            .collect();
+        let first_dead = secs.iter().position(|s| s.canary_dead);
+        assert_eq!(
+            first_dead,
+            Some(100 + crate::bench::scenario::DEATH_DELAY as usize)
+        );
+        for s in &secs[120..] {
+            assert_eq!(s.canary.errors, s.canary.requests);
+        }
+        assert!(secs[..120].iter().all(|s| !s.canary_dead));
     }
 
     #[test]
