@@ -195,7 +195,7 @@ pub async fn fetch(req: &WebRequest) -> Result<WebAnswer, String> {
 fn failed(what: &str, req: &WebRequest, e: reqwest::Error) -> String {
     if e.is_timeout() {
         format!(
-            "{what} did not answer within {} s (web.timeout)",
+            "{what} did not answer within {} s (its timeout)",
             req.timeout.as_secs_f64()
         )
     } else {
