@@ -210,7 +210,7 @@ pub struct CommandAck {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AbortInfo {
-    /// `analysis`, `command`, `alert`, `deadline`.
+    /// `analysis`, `command`, `alert`, `deadline`, `canaryLost`, `gate`.
     pub source: String,
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -183,6 +183,7 @@ fn reason_word(source: &str) -> String {
         "alert" => "AlertFiring",
         "deadline" => "ProgressDeadlineExceeded",
         "canaryLost" => "CanaryLost",
+        "gate" => "GateDeadline",
         _ => "Aborted",
     }
     .to_string()
