@@ -162,6 +162,9 @@ impl GateMethod {
 /// revisions, phase, weight, step and the gate (docs/gates.md).
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.url.startsWith('http://')", "message": "url must be an http:// URL (Sluice's HTTP client has no TLS)"}
+]))]
 pub struct GateCheck {
     /// Unique within the gate; names the check in reasons.
     #[schemars(length(min = 1, max = 63))]
