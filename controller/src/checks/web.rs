@@ -155,6 +155,10 @@ fn client() -> Result<&'static reqwest::Client, String> {
         std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
+            // A workspace build enables reqwest's `rustls-no-provider`: without a provider
+            // installed first, building the client panics (gates may run before any
+            // Prometheus client was built).
+            crate::cli::ensure_crypto_provider();
             reqwest::Client::builder()
                 .no_proxy()
                 .build()
