@@ -53,6 +53,8 @@ pub struct BedOptions {
     pub load_rate: f64,
     /// Extra top-level lines of the rollouts file (e.g. `readToken: ...`).
     pub extra_config: &'static str,
+    /// Extra lines of the rollout, indented 4 spaces (e.g. a `gates:` section).
+    pub extra_rollout: String,
 }
 
 impl Default for BedOptions {
@@ -64,6 +66,7 @@ impl Default for BedOptions {
             alerting: false,
             load_rate: 100.0,
             extra_config: "",
+            extra_rollout: String::new(),
         }
     }
 }
@@ -155,7 +158,7 @@ apiToken: {TOKEN}
         steps:{steps}{analysis}
     queryWindow: 5s
     progressDeadlineSeconds: 60
-"#,
+{extra_rollout}"#,
             prom = self.prom.url(),
             stable = self.stable.addr(),
             canary = self.canary.addr(),
@@ -166,6 +169,7 @@ apiToken: {TOKEN}
             steps = self.opts.steps,
             analysis = self.opts.analysis,
             extra = self.opts.extra_config,
+            extra_rollout = self.opts.extra_rollout,
         );
         // Atomic, so Sluice never reads half a file.
         let tmp = self.dir.path().join(".rollouts.yaml.tmp");
