@@ -266,3 +266,113 @@ pub struct GateStatus {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expired: bool,
 }
+
+/// Problems of `spec.gates` as (field, message): checks with http:// URLs and unique names, durations that parse, header names that
+/// are tokens with exactly one value source.
+pub fn problems(gates: &GatesSpec) -> Vec<(String, String)> {
+    let mut e = Problems(Vec::new());
+    for name in GateName::ALL {
+        let raw = match name {
+            GateName::PreRollout => gates.pre_rollout.as_ref(),
+            GateName::ConfirmTrafficIncrease => gates.confirm_traffic_increase.as_ref(),
+            GateName::ConfirmPromotion => gates.confirm_promotion.as_ref(),
+            GateName::PostRollout => gates.post_rollout.as_ref(),
+            GateName::OnRollback => gates.on_rollback.as_ref(),
+        };
+        let Some(g) = raw else { continue };
+        let field = format!("spec.gates.{name}");
+        if g.checks.is_empty() || g.checks.len() > 10 {
+            e.push(format!("{field}.checks"), "needs 1 to 10 checks");
+        }
+        for (what, v, max) in [
+            ("deadline", &g.deadline, 7 * 24 * 3600),
+            ("interval", &g.interval, 3600),
+        ] {
+            if let Some(t) = v {
+                match crate::parse_duration(t) {
+                    Ok(d) if what == "interval" && d.as_secs() < 1 => {
+                        e.push(format!("{field}.{what}"), "must be at least 1s")
+                    }
+                    Ok(d) if d.as_secs() > max => e.push(
+                        format!("{field}.{what}"),
+                        format!(
+                            "must be at most {}",
+                            crate::format_duration(std::time::Duration::from_secs(max))
+                        ),
+                    ),
+                    Ok(_) => {}
+                    Err(err) => e.push(format!("{field}.{what}"), err.to_string()),
+                }
+            }
+        }
+        if !name.holds() && g.on_deadline == GateDeadlinePolicy::Hold {
+            e.push(
+                format!("{field}.onDeadline"),
+                "hold applies to gates that hold the rollout (preRollout, confirmTrafficIncrease, confirmPromotion)",
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, c) in g.checks.iter().enumerate() {
+            let f = format!("{field}.checks[{i}]");
+            if c.name.trim().is_empty() {
+                e.push(format!("{f}.name"), "must not be empty");
+            } else if !seen.insert(c.name.as_str()) {
+                e.push(
+                    format!("{f}.name"),
+                    format!("{:?} is used twice in this gate", c.name),
+                );
+            }
+            let url = c.url.trim();
+            if url.starts_with("https://") {
+                e.push(
+                    format!("{f}.url"),
+                    "https is not supported (Sluice's HTTP client has no TLS): use an http:// address",
+                );
+            } else if !url.starts_with("http://") || url.len() <= "http://".len() {
+                e.push(format!("{f}.url"), format!("{url:?} is not an http:// URL"));
+            }
+            if let Some(t) = &c.timeout {
+                match crate::parse_duration(t) {
+                    Ok(d) if d.is_zero() || d.as_secs() > 60 => {
+                        e.push(format!("{f}.timeout"), "must be more than 0 and at most 1m")
+                    }
+                    Ok(_) => {}
+                    Err(err) => e.push(format!("{f}.timeout"), err.to_string()),
+                }
+            }
+            for (j, h) in c.headers.iter().enumerate() {
+                let hf = format!("{f}.headers[{j}]");
+                let token = !h.name.is_empty()
+                    && h.name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    e.push(
+                        format!("{hf}.name"),
+                        format!("{:?} is not an HTTP header name", h.name),
+                    );
+                }
+                let sources = [
+                    h.value.is_some(),
+                    h.secret_key_ref.is_some(),
+                    h.env.is_some(),
+                ]
+                .iter()
+                .filter(|b| **b)
+                .count();
+                if sources != 1 {
+                    e.push(hf, "set exactly one of value, secretKeyRef, env");
+                }
+            }
+        }
+    }
+    e.0
+}
+
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push((field.into(), message.into()));
+    }
+}

@@ -134,7 +134,9 @@ pub fn validate(
     if let Some(a) = &spec.analysis {
         validate_analysis(a, known_templates, &mut e);
     }
-    validate_gates(&spec.gates, &mut e);
+    for (field, message) in crate::gates::problems(&spec.gates) {
+        e.push(field, message);
+    }
     for (i, m) in spec.alerts.iter().enumerate() {
         if m.labels.is_empty() {
             e.push(
@@ -568,106 +570,6 @@ fn validate_job(m: &MetricSpec, j: &crate::JobCheck, field: &str, e: &mut Errors
                 format!("{field}.job.spec"),
                 "a Job's pods need restartPolicy Never or OnFailure",
             );
-        }
-    }
-}
-
-/// Gates: checks with http:// URLs and unique names, durations that parse, header names that
-/// are tokens with exactly one value source.
-fn validate_gates(gates: &crate::GatesSpec, e: &mut Errors) {
-    for name in crate::GateName::ALL {
-        let raw = match name {
-            crate::GateName::PreRollout => gates.pre_rollout.as_ref(),
-            crate::GateName::ConfirmTrafficIncrease => gates.confirm_traffic_increase.as_ref(),
-            crate::GateName::ConfirmPromotion => gates.confirm_promotion.as_ref(),
-            crate::GateName::PostRollout => gates.post_rollout.as_ref(),
-            crate::GateName::OnRollback => gates.on_rollback.as_ref(),
-        };
-        let Some(g) = raw else { continue };
-        let field = format!("spec.gates.{name}");
-        if g.checks.is_empty() || g.checks.len() > 10 {
-            e.push(format!("{field}.checks"), "needs 1 to 10 checks");
-        }
-        for (what, v, max) in [
-            ("deadline", &g.deadline, 7 * 24 * 3600),
-            ("interval", &g.interval, 3600),
-        ] {
-            if let Some(t) = v {
-                match parse_duration(t) {
-                    Ok(d) if what == "interval" && d.as_secs() < 1 => {
-                        e.push(format!("{field}.{what}"), "must be at least 1s")
-                    }
-                    Ok(d) if d.as_secs() > max => e.push(
-                        format!("{field}.{what}"),
-                        format!(
-                            "must be at most {}",
-                            crate::format_duration(std::time::Duration::from_secs(max))
-                        ),
-                    ),
-                    Ok(_) => {}
-                    Err(err) => e.push(format!("{field}.{what}"), err.to_string()),
-                }
-            }
-        }
-        if !name.holds() && g.on_deadline == crate::GateDeadlinePolicy::Hold {
-            e.push(
-                format!("{field}.onDeadline"),
-                "hold applies to gates that hold the rollout (preRollout, confirmTrafficIncrease, confirmPromotion)",
-            );
-        }
-        let mut seen = BTreeSet::new();
-        for (i, c) in g.checks.iter().enumerate() {
-            let f = format!("{field}.checks[{i}]");
-            if c.name.trim().is_empty() {
-                e.push(format!("{f}.name"), "must not be empty");
-            } else if !seen.insert(c.name.as_str()) {
-                e.push(
-                    format!("{f}.name"),
-                    format!("{:?} is used twice in this gate", c.name),
-                );
-            }
-            let url = c.url.trim();
-            if url.starts_with("https://") {
-                e.push(
-                    format!("{f}.url"),
-                    "https is not supported (Sluice's HTTP client has no TLS): use an http:// address",
-                );
-            } else if !url.starts_with("http://") || url.len() <= "http://".len() {
-                e.push(format!("{f}.url"), format!("{url:?} is not an http:// URL"));
-            }
-            if let Some(t) = &c.timeout {
-                match parse_duration(t) {
-                    Ok(d) if d.is_zero() || d.as_secs() > 60 => {
-                        e.push(format!("{f}.timeout"), "must be more than 0 and at most 1m")
-                    }
-                    Ok(_) => {}
-                    Err(err) => e.push(format!("{f}.timeout"), err.to_string()),
-                }
-            }
-            for (j, h) in c.headers.iter().enumerate() {
-                let hf = format!("{f}.headers[{j}]");
-                let token = !h.name.is_empty()
-                    && h.name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                if !token {
-                    e.push(
-                        format!("{hf}.name"),
-                        format!("{:?} is not an HTTP header name", h.name),
-                    );
-                }
-                let sources = [
-                    h.value.is_some(),
-                    h.secret_key_ref.is_some(),
-                    h.env.is_some(),
-                ]
-                .iter()
-                .filter(|b| **b)
-                .count();
-                if sources != 1 {
-                    e.push(hf, "set exactly one of value, secretKeyRef, env");
-                }
-            }
         }
     }
 }

@@ -1,3 +1,5 @@
+//! Gate requests: the JSON body, header values, the 2xx rule, and real asks of a local server.
+
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
