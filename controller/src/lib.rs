@@ -8,6 +8,7 @@ pub mod checks;
 pub mod cli;
 pub mod clock;
 pub mod core;
+pub mod gates;
 pub mod init;
 pub mod k8s;
 pub mod load;

@@ -8,6 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::AnalysisSpec;
+use crate::gates::GatesSpec;
 use crate::status::RolloutStatus;
 
 /// A progressive rollout of one Deployment: canary steps or a blue/green switch, gated by analysis.
@@ -41,6 +42,10 @@ pub struct RolloutSpec {
     /// Analysis run while the canary receives traffic (or during blue/green preview).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSpec>,
+    /// HTTP checks asked before traffic, before each weight increase, before promotion, after
+    /// promotion and on rollback (docs/gates.md).
+    #[serde(default, skip_serializing_if = "GatesSpec::is_empty")]
+    pub gates: GatesSpec,
     /// Alertmanager matchers: a firing alert whose labels match any entry aborts the rollout.
     /// Alerts labelled `rollout=<name>` and `namespace=<ns>` always match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

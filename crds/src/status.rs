@@ -104,6 +104,10 @@ pub struct RolloutStatus {
     /// Analysis progress of the current step / revision.
     #[serde(default)]
     pub analysis: AnalysisStatus,
+    /// Gates asked for the current revision (and `postRollout` for the promoted one): state,
+    /// reason, since when. A restarted controller asks again from these records.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<crate::gates::GateStatus>,
     /// Last command acted upon, so each command is applied exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_command: Option<CommandAck>,
@@ -206,7 +210,7 @@ pub struct CommandAck {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AbortInfo {
-    /// `analysis`, `command`, `alert`, `deadline`.
+    /// `analysis`, `command`, `alert`, `deadline`, `canaryLost`, `gate`.
     pub source: String,
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

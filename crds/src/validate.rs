@@ -139,6 +139,9 @@ pub fn validate(
     if let Some(a) = &spec.analysis {
         validate_analysis(a, known_templates, &mut e);
     }
+    for (field, message) in crate::gates::problems(&spec.gates) {
+        e.push(field, message);
+    }
     for (i, m) in spec.alerts.iter().enumerate() {
         if m.labels.is_empty() {
             e.push(

@@ -199,7 +199,29 @@ fn bad_rollouts_are_refused_with_a_message_naming_the_rule() {
             "web": {"url": "http://checks/score", "method": "POST", "body": "{}", "jsonPointer": "/score"}}]}}),
     );
     assert_eq!(check(&web), Ok(()), "a valid web metric");
+    let mut gated = base();
+    merge(
+        &mut gated["spec"],
+        &json!({"gates": {"confirmPromotion": {"deadline": "1h", "onDeadline": "hold",
+            "checks": [{"name": "ok", "url": "http://approvals/ok",
+                "headers": [{"name": "Authorization", "secretKeyRef": {"name": "s", "key": "token"}}]}]}}}),
+    );
+    assert_eq!(check(&gated), Ok(()), "a valid gate");
     let cases = [
+        (
+            json!({"gates": {"preRollout": {"checks": [{"name": "a", "url": "https://x/y"}]}}}),
+            "url must be an http:// URL",
+        ),
+        (
+            json!({"gates": {"preRollout": {"checks": [{"name": "a", "url": "http://x/y",
+                "headers": [{"name": "A", "value": "v", "env": "B"}]}]}}}),
+            "set exactly one of value, secretKeyRef, env",
+        ),
+        (
+            json!({"gates": {"preRollout": {"checks": [{"name": "a", "url": "http://x/y",
+                "headers": [{"name": "A"}]}]}}}),
+            "set exactly one of value, secretKeyRef, env",
+        ),
         (
             json!({"strategy": {"blueGreen": {}}}),
             "set exactly one of canary or blueGreen",

@@ -558,3 +558,107 @@ fn job_metrics_need_a_pod_template_and_nothing_else() {
         "restartPolicy Never or OnFailure",
     );
 }
+
+fn gated(yaml: &str) -> RolloutSpec {
+    let mut spec = valid();
+    spec.gates = serde_saphyr::from_str(yaml).expect("gates parse");
+    spec
+}
+
+#[test]
+fn gates_parse_with_defaults_and_a_valid_set_passes() {
+    let spec = gated(
+        r#"
+preRollout:
+  checks: [{ name: smoke, url: "http://smoke.test/run", timeout: 30s }]
+confirmPromotion:
+  deadline: 2h
+  onDeadline: hold
+  interval: 1m
+  checks:
+    - name: approval
+      url: "http://approvals.test/ok"
+      method: GET
+      headers:
+        - { name: Authorization, secretKeyRef: { name: approvals, key: token } }
+        - { name: X-Team, value: web }
+postRollout:
+  checks: [{ name: notify, url: "http://hooks.test/done" }]
+"#,
+    );
+    assert_eq!(errors_of(&spec), vec![]);
+    let pre = spec.gates.pre_rollout.as_ref().unwrap();
+    assert_eq!(pre.checks[0].method, GateMethod::Post);
+    assert_eq!(pre.on_deadline, GateDeadlinePolicy::Fail);
+    assert_eq!(pre.deadline, None);
+    assert!(spec.gates.get(GateName::ConfirmTrafficIncrease).is_none());
+}
+
+#[test]
+fn bad_gates_are_refused_naming_the_field() {
+    let cases = [
+        (
+            "preRollout: { checks: [] }",
+            "spec.gates.preRollout.checks",
+            "1 to 10 checks",
+        ),
+        (
+            "preRollout: { checks: [{ name: a, url: \"https://x.test/\" }] }",
+            "spec.gates.preRollout.checks[0].url",
+            "https is not supported",
+        ),
+        (
+            "preRollout: { checks: [{ name: a, url: \"x.test/\" }] }",
+            "spec.gates.preRollout.checks[0].url",
+            "not an http:// URL",
+        ),
+        (
+            "confirmPromotion: { deadline: soon, checks: [{ name: a, url: \"http://x/\" }] }",
+            "spec.gates.confirmPromotion.deadline",
+            "",
+        ),
+        (
+            "confirmPromotion: { interval: 0s, checks: [{ name: a, url: \"http://x/\" }] }",
+            "spec.gates.confirmPromotion.interval",
+            "at least 1s",
+        ),
+        (
+            "postRollout: { onDeadline: hold, checks: [{ name: a, url: \"http://x/\" }] }",
+            "spec.gates.postRollout.onDeadline",
+            "hold applies to gates that hold",
+        ),
+        (
+            "onRollback: { checks: [{ name: a, url: \"http://x/\" }, { name: a, url: \"http://y/\" }] }",
+            "spec.gates.onRollback.checks[1].name",
+            "used twice",
+        ),
+        (
+            "preRollout: { checks: [{ name: a, url: \"http://x/\", timeout: 5m }] }",
+            "spec.gates.preRollout.checks[0].timeout",
+            "at most 1m",
+        ),
+        (
+            "preRollout: { checks: [{ name: a, url: \"http://x/\", headers: [{ name: \"Bad Name\", value: v }] }] }",
+            "spec.gates.preRollout.checks[0].headers[0].name",
+            "not an HTTP header name",
+        ),
+        (
+            "preRollout: { checks: [{ name: a, url: \"http://x/\", headers: [{ name: A, value: v, env: B }] }] }",
+            "spec.gates.preRollout.checks[0].headers[0]",
+            "exactly one of value, secretKeyRef, env",
+        ),
+    ];
+    for (yaml, field, msg) in cases {
+        assert_error(&gated(yaml), field, msg);
+    }
+}
+
+#[test]
+fn unknown_gate_policies_and_methods_do_not_parse() {
+    for yaml in [
+        "preRollout: { onDeadline: retry, checks: [{ name: a, url: \"http://x/\" }] }",
+        "preRollout: { checks: [{ name: a, url: \"http://x/\", method: PUT }] }",
+    ] {
+        assert!(serde_saphyr::from_str::<GatesSpec>(yaml).is_err(), "{yaml}");
+    }
+}

@@ -29,7 +29,7 @@ fn options(canary_error_rate: f64) -> BedOptions {
     BedOptions {
         canary_error_rate,
         analysis: LOAD_ANALYSIS,
-        rollout_extra: LOAD,
+        extra_rollout: LOAD.to_string(),
         scrape_sluice: true,
         ..BedOptions::default()
     }

@@ -66,6 +66,101 @@ impl From<&MetricStatus> for MetricView {
     }
 }
 
+/// One gate (spec.gates) as people and the dashboard see it: for the revision in progress
+/// (`postRollout`: the promoted one), configured gates not asked yet included.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GateView {
+    /// `preRollout`, `confirmTrafficIncrease`, `confirmPromotion`, `postRollout`, `onRollback`.
+    pub gate: String,
+    /// `open`, `closed`, `pending` (asked, no answer yet) or `notAsked`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `confirmTrafficIncrease`: the 0-based `setWeight` step it guards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    /// First asked (its deadline counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_at: Option<DateTime<Utc>>,
+    /// While not open: when the deadline passes (or passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// `fail` or `hold`.
+    pub on_deadline: String,
+    /// The deadline passed with `onDeadline: hold`: waiting for a human.
+    #[serde(default)]
+    pub expired: bool,
+}
+
+/// The gates of `spec` with their records in `status`.
+pub fn gate_views(
+    spec: &sluice_crds::RolloutSpec,
+    status: &sluice_crds::RolloutStatus,
+) -> Vec<GateView> {
+    use sluice_crds::{GateDeadlinePolicy, GateName, GateState};
+    let mut out = Vec::new();
+    for name in GateName::ALL {
+        let Some(g) = spec.gates.get(name) else {
+            continue;
+        };
+        let on_deadline = match g.on_deadline {
+            GateDeadlinePolicy::Fail => "fail",
+            GateDeadlinePolicy::Hold => "hold",
+        }
+        .to_string();
+        let rev = match name {
+            GateName::PostRollout => status.stable_revision.as_deref(),
+            _ => status.canary_revision.as_deref(),
+        };
+        let records: Vec<_> = status
+            .gates
+            .iter()
+            .filter(|r| r.gate == name && Some(r.revision.as_str()) == rev)
+            .collect();
+        if records.is_empty() {
+            out.push(GateView {
+                gate: name.as_str().to_string(),
+                state: "notAsked".into(),
+                reason: None,
+                step: None,
+                since: None,
+                asked_at: None,
+                deadline_at: None,
+                on_deadline,
+                expired: false,
+            });
+            continue;
+        }
+        for r in records {
+            let open = r.state == GateState::Open;
+            let deadline = crate::core::gates::deadline(g);
+            out.push(GateView {
+                gate: name.as_str().to_string(),
+                state: match r.state {
+                    GateState::Open => "open",
+                    GateState::Closed => "closed",
+                    GateState::Pending => "pending",
+                }
+                .to_string(),
+                reason: r.reason.clone(),
+                step: r.step,
+                since: Some(r.since),
+                asked_at: r.asked_at,
+                deadline_at: (!open && name.holds())
+                    .then(|| chrono::TimeDelta::from_std(deadline).ok())
+                    .flatten()
+                    .and_then(|d| r.since.checked_add_signed(d)),
+                on_deadline: on_deadline.clone(),
+                expired: r.expired,
+            });
+        }
+    }
+    out
+}
+
 /// A pending (written, not yet acknowledged) command.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -154,6 +249,9 @@ pub struct RolloutView {
     pub abort: Option<AbortInfo>,
     #[serde(default)]
     pub analysis: Vec<MetricView>,
+    /// The gates (spec.gates) and their state; empty without gates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateView>,
     #[serde(default)]
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,6 +324,7 @@ impl RolloutView {
                 .iter()
                 .map(MetricView::from)
                 .collect(),
+            gates: gate_views(spec, &status),
             conditions: status.conditions.clone(),
             acknowledged_command: status.acknowledged_command.clone(),
             pending_command: pending.map(|c| PendingCommandView {

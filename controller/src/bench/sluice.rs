@@ -164,6 +164,7 @@ impl SluiceConfig {
                 },
                 templates: vec![],
             }),
+            gates: Default::default(),
             alerts: vec![],
             progress_deadline_seconds: 600,
             canary_loss: Default::default(),

@@ -155,6 +155,10 @@ fn client() -> Result<&'static reqwest::Client, String> {
         std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
+            // A workspace build enables reqwest's `rustls-no-provider`: without a provider
+            // installed first, building the client panics (gates may run before any
+            // Prometheus client was built).
+            crate::cli::ensure_crypto_provider();
             reqwest::Client::builder()
                 .no_proxy()
                 .build()
@@ -195,7 +199,7 @@ pub async fn fetch(req: &WebRequest) -> Result<WebAnswer, String> {
 fn failed(what: &str, req: &WebRequest, e: reqwest::Error) -> String {
     if e.is_timeout() {
         format!(
-            "{what} did not answer within {} s (web.timeout)",
+            "{what} did not answer within {} s (its timeout)",
             req.timeout.as_secs_f64()
         )
     } else {

@@ -119,6 +119,39 @@ pub fn status_text(v: &RolloutView) -> String {
             }
         }
     }
+    if !v.gates.is_empty() {
+        s.push_str("Gates:\n");
+        for g in &v.gates {
+            let name = match g.step {
+                Some(i) => format!("{} (step {})", g.gate, i + 1),
+                None => g.gate.clone(),
+            };
+            let mut line = format!("  {name:<32} {:<8}", g.state);
+            if let Some(t) = g.since {
+                let _ = write!(line, " since {}", t.format("%H:%M:%S"));
+            }
+            if let (Some(d), false) = (g.deadline_at, g.state == "open") {
+                if g.expired {
+                    let _ = write!(
+                        line,
+                        ", deadline passed {} (waiting for a human)",
+                        d.format("%H:%M:%S")
+                    );
+                } else {
+                    let _ = write!(
+                        line,
+                        ", deadline {} ({})",
+                        d.format("%H:%M:%S"),
+                        g.on_deadline
+                    );
+                }
+            }
+            if let Some(r) = &g.reason {
+                let _ = write!(line, "   {r}");
+            }
+            let _ = writeln!(s, "{}", line.trim_end());
+        }
+    }
     if !v.conditions.is_empty() {
         s.push_str("Conditions:\n");
         for c in &v.conditions {
@@ -290,6 +323,75 @@ mod tests {
         assert_eq!(f["message"], "about 1,200 more canary requests to promote");
         assert_eq!(f["moreCanaryRequests"], 1234);
         assert_eq!(f["seconds"], 240.0);
+    }
+
+    #[test]
+    fn status_shows_each_gate_with_its_state_reason_and_since_when() {
+        use sluice_crds::{Gate, GateCheck, GateName, GateState, GateStatus};
+        let t = |s: i64| chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::seconds(s);
+        let gate = Gate {
+            checks: vec![GateCheck {
+                name: "qa".into(),
+                url: "http://qa.test/".into(),
+                ..GateCheck::default()
+            }],
+            deadline: Some("30m".into()),
+            ..Gate::default()
+        };
+        let spec = RolloutSpec {
+            gates: sluice_crds::GatesSpec {
+                pre_rollout: Some(gate.clone()),
+                confirm_promotion: Some(gate.clone()),
+                post_rollout: Some(gate),
+                ..Default::default()
+            },
+            ..RolloutSpec::default()
+        };
+        let mut r = Rollout::new("web", spec);
+        r.status = Some(sluice_crds::RolloutStatus {
+            canary_revision: Some("v2".into()),
+            stable_revision: Some("v1".into()),
+            gates: vec![
+                GateStatus {
+                    gate: GateName::PreRollout,
+                    revision: "v2".into(),
+                    state: GateState::Open,
+                    reason: Some("its check answered 2xx".into()),
+                    since: t(3600),
+                    ..GateStatus::default()
+                },
+                GateStatus {
+                    gate: GateName::ConfirmPromotion,
+                    revision: "v2".into(),
+                    state: GateState::Closed,
+                    reason: Some(
+                        "check qa: POST http://qa.test/ answered HTTP 409: not signed off".into(),
+                    ),
+                    since: t(7200),
+                    ..GateStatus::default()
+                },
+            ],
+            ..Default::default()
+        });
+        let v = RolloutView::from_rollout(&r);
+        let text = status_text(&v);
+        assert!(text.contains("Gates:\n"), "{text}");
+        assert!(
+            text.contains("  preRollout                       open     since 01:00:00   its check answered 2xx"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  confirmPromotion                 closed   since 02:00:00, deadline 02:30:00 (fail)   check qa: POST http://qa.test/ answered HTTP 409: not signed off"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  postRollout                      notAsked"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&v).expect("json");
+        assert_eq!(json["gates"][1]["state"], "closed");
+        assert_eq!(json["gates"][1]["deadlineAt"], "1970-01-01T02:30:00Z");
+        assert_eq!(json["gates"][2]["state"], "notAsked");
     }
 
     #[test]

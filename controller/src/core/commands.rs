@@ -11,7 +11,7 @@ use super::conditions as cond;
 use super::ctx::{add, Ctx};
 use super::model::EventType;
 use super::plan::post_promotion_watch;
-use super::{holds, progress, rollback};
+use super::{gates, holds, progress, rollback};
 
 pub(crate) fn handle(cx: &mut Ctx) {
     let obs = cx.obs;
@@ -107,6 +107,7 @@ fn in_progress(cx: &mut Ctx, cmd: &Command) {
         }
         CommandAction::Resume => {
             holds::release(cx, &who);
+            gates::release(cx);
             cx.st.phase = Phase::Progressing;
             cx.event(
                 EventType::Normal,
@@ -116,7 +117,10 @@ fn in_progress(cx: &mut Ctx, cmd: &Command) {
         }
         CommandAction::Promote => {
             holds::release(cx, &who);
-            if cx.plan.blue_green {
+            if gates::pass_held(cx, &who, false) {
+                // A human passed the gate the rollout waited at: the step itself still runs.
+                cx.st.phase = Phase::Progressing;
+            } else if cx.plan.blue_green {
                 jump_to_switch(cx);
             } else {
                 progress::advance(cx);
@@ -129,6 +133,7 @@ fn in_progress(cx: &mut Ctx, cmd: &Command) {
         }
         CommandAction::PromoteFull => {
             holds::release(cx, &who);
+            gates::pass_held(cx, &who, true);
             if cx.plan.blue_green {
                 jump_to_switch(cx);
             } else {

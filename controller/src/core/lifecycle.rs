@@ -6,11 +6,12 @@ use sluice_crds::{AnalysisStatus, Phase};
 use super::conditions::{self as cond};
 use super::ctx::Ctx;
 use super::model::{Effect, EventType};
-use super::{commands, initialize, progress, promotion, rollback};
+use super::{commands, gates, initialize, progress, promotion, rollback};
 
 /// Run one decision: the pending command first, then the phase handlers. A handler that moves
 /// to another phase lets that phase act in the same call (e.g. abort at weight 0 finishes at once).
 pub(crate) fn run(cx: &mut Ctx) {
+    gates::absorb(cx);
     commands::handle(cx);
     for _ in 0..4 {
         let before = cx.st.phase;
@@ -60,6 +61,8 @@ pub(crate) fn start(cx: &mut Ctx, revision: &str, reason: &str) {
     cx.st.current_step = 0;
     cx.st.canary_weight = 0;
     cx.st.analysis = AnalysisStatus::default();
+    // Gate records belong to the revision they were asked for.
+    cx.st.gates.clear();
     cx.st.abort = None;
     cx.st.promotion_started_at = None;
     cx.st.promotion_reason = None;

@@ -22,13 +22,15 @@
 //! Layout: `lifecycle` dispatches on the phase; `initialize`, `progress`, `promotion` and
 //! `rollback` handle their phases; `analysis_gate` absorbs runs and schedules the next one;
 //! `commands` applies promote/promoteFull/abort/pause/resume once; `holds` derives holds;
-//! `canary_loss` takes the weight off a canary that stops serving while it holds traffic.
+//! `canary_loss` takes the weight off a canary that stops serving while it holds traffic;
+//! `gates` asks `spec.gates` and holds at closed ones.
 
 mod analysis_gate;
 pub mod canary_loss;
 mod commands;
 pub mod conditions;
 mod ctx;
+pub mod gates;
 mod holds;
 mod initialize;
 mod lifecycle;

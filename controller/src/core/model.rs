@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sluice_crds::{Command, RolloutStatus};
+use sluice_crds::{Command, GateName, RolloutStatus};
 
 /// State of one Deployment as the shell saw it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -83,6 +83,22 @@ pub struct Observations {
     pub analysis: Option<AnalysisRun>,
     /// The latest command from the Rollout (acted on only if its id is not yet acknowledged).
     pub command: Option<Command>,
+    /// Answers of the gates the shell asked because the previous decision said so.
+    #[serde(default)]
+    pub gates: Vec<GateAnswer>,
+}
+
+/// What a gate answered: open when every check answered 2xx. `gate`, `revision` and `step`
+/// are copied from the [`Effect::AskGate`] that asked; `asked_at` is when it was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateAnswer {
+    pub gate: GateName,
+    pub revision: String,
+    pub step: Option<u32>,
+    pub asked_at: DateTime<Utc>,
+    pub open: bool,
+    /// For people: every check open, or the first closed check and what it answered.
+    pub reason: String,
 }
 
 /// Event severity.
@@ -107,6 +123,13 @@ pub enum Effect {
     SetWeight { weight: i32 },
     /// Run analysis for `revision` and call `step` again with the result.
     RunAnalysis { revision: String },
+    /// Ask every check of gate `gate` (spec.gates) for `revision` and call `step` again with
+    /// the [`GateAnswer`]. The request body is built from the decision's status.
+    AskGate {
+        gate: GateName,
+        revision: String,
+        step: Option<u32>,
+    },
     /// Record a Kubernetes Event (only on transitions).
     Event {
         type_: EventType,

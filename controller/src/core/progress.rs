@@ -2,7 +2,7 @@
 //! canary readiness under the progress deadline, analysis, and the step engine shared by
 //! canary and blue/green.
 
-use sluice_crds::{Phase, Step};
+use sluice_crds::{GateName, Phase, Step};
 
 use super::analysis_gate::{self, Absorbed};
 use super::canary_loss::{self, Loss};
@@ -10,7 +10,7 @@ use super::conditions as cond;
 use super::ctx::{add, Ctx};
 use super::model::{Effect, EventType};
 use super::plan::progress_deadline;
-use super::{holds, lifecycle, promotion, rollback, POLL};
+use super::{gates, holds, lifecycle, promotion, rollback, POLL};
 
 pub(crate) fn tick(cx: &mut Ctx) {
     let Some(mut canary) = cx.st.canary_revision.clone() else {
@@ -57,6 +57,12 @@ pub(crate) fn tick(cx: &mut Ctx) {
         if h.analysing {
             analysis_gate::schedule(cx);
         }
+        return;
+    }
+    // preRollout: the canary is ready and gets no traffic until the gate opens.
+    let asked = cx.st.gates.iter().any(|g| g.gate == GateName::PreRollout);
+    if (asked || cx.st.canary_weight == 0) && !gates::passes(cx, GateName::PreRollout, None) {
+        analysis_gate::schedule(cx);
         return;
     }
     run_steps(cx);
@@ -163,12 +169,21 @@ fn run_steps(cx: &mut Ctx) {
     for _ in 0..=n {
         let idx = cx.st.current_step as usize;
         let Some(step) = steps.get(idx) else {
-            promotion::enter(cx);
+            // Analysis keeps running while confirmPromotion is closed (scheduled by the caller).
+            if gates::passes(cx, GateName::ConfirmPromotion, None) {
+                promotion::enter(cx);
+            }
             return;
         };
         let label = format!("step {}/{}", idx + 1, n);
         let done = match step {
             Step::SetWeight(w) => {
+                let increase = *w > cx.st.canary_weight;
+                if increase
+                    && !gates::passes(cx, GateName::ConfirmTrafficIncrease, Some(idx as u32))
+                {
+                    return;
+                }
                 let ok = cx.want_weight(*w);
                 if !ok {
                     cx.message(format!("{label}: setting canary weight to {w}%"));

@@ -7,7 +7,7 @@ use super::conditions as cond;
 use super::ctx::{add, Ctx};
 use super::model::{Effect, EventType};
 use super::plan::progress_deadline;
-use super::POLL;
+use super::{gates, POLL};
 
 /// Enter Promoting (after the last step, or promoteFull).
 pub(crate) fn enter(cx: &mut Ctx) {
@@ -84,4 +84,5 @@ pub(crate) fn tick(cx: &mut Ctx) {
         .set_condition(cond::READY, true, "PrimaryReady", &msg, now);
     cx.message(msg.clone());
     cx.event(EventType::Normal, "Promoted", msg);
+    gates::notify(cx, sluice_crds::GateName::PostRollout, &rev);
 }

@@ -11,7 +11,7 @@ use sluice_crds::{AbortInfo, Phase};
 use super::conditions as cond;
 use super::ctx::Ctx;
 use super::model::{Effect, EventType};
-use super::POLL;
+use super::{gates, POLL};
 
 /// Abort the current revision: record why, phase RollingBack, weight 0.
 pub(crate) fn start(
@@ -39,6 +39,8 @@ pub(crate) fn start(
         .set_condition(cond::PROGRESSING, true, "RollingBack", &msg, cx.now);
     cx.message(msg.clone());
     cx.event(EventType::Warning, "RolloutAborted", msg);
+    // After the weight went to 0 in this decision: the shell runs effects in order.
+    gates::notify(cx, sluice_crds::GateName::OnRollback, &rev);
 }
 
 /// RollingBack: weight 0 first, then scale the canary down and fail the revision.
@@ -111,6 +113,7 @@ pub(crate) fn start_revert(
         .set_condition(cond::PROGRESSING, true, "Reverting", &msg, cx.now);
     cx.message(msg.clone());
     cx.event(EventType::Warning, "RevertStarted", msg);
+    gates::notify(cx, sluice_crds::GateName::OnRollback, &promoted);
 }
 
 /// The revision a revert in progress restores, if this RollingBack is a revert.
@@ -180,6 +183,7 @@ fn reason_word(source: &str) -> String {
         "alert" => "AlertFiring",
         "deadline" => "ProgressDeadlineExceeded",
         "canaryLost" => "CanaryLost",
+        "gate" => "GateDeadline",
         _ => "Aborted",
     }
     .to_string()

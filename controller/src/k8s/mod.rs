@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod fence;
 pub mod finalizer;
+pub mod gates;
 pub mod guard;
 pub mod hash;
 pub mod jobs;

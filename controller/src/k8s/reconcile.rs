@@ -154,8 +154,12 @@ async fn decide_and_act(
     let canary_ready = obs.target.ready;
     let decision = core::step(&rollout.spec, status, &obs, now);
     let mut events = Vec::new();
-    let analysis_rev = execute(ctx, &decision, workloads, router, &mut events).await?;
+    let (analysis_rev, mut asks) = execute(ctx, &decision, workloads, router, &mut events).await?;
     let mut last = decision;
+    let headers = super::gates::SecretHeaders {
+        client: ctx.client.clone(),
+        namespace: ns.clone(),
+    };
     if let Some(revision) = analysis_rev {
         let mut current = rollout.clone();
         current.status = Some(last.status.clone());
@@ -164,14 +168,32 @@ async fn decide_and_act(
             ctx.telemetry
                 .record_verdict(&ns, &rollout.name_any(), &m.name, m.verdict);
         }
+        let gates = ask_gates(rollout, &last.status, &asks, &headers, now).await;
         let obs2 = Observations {
             analysis: Some(run),
-            ..obs
+            gates,
+            ..obs.clone()
         };
         let second = core::step(&rollout.spec, &last.status, &obs2, now);
         // One analysis per reconcile: a second RunAnalysis waits for the next requeue.
-        execute(ctx, &second, workloads, router, &mut events).await?;
+        asks = execute(ctx, &second, workloads, router, &mut events)
+            .await?
+            .1;
         last = second;
+    }
+    // Gates asked and answers fed back until no decision asks again (bounded).
+    for _ in 0..4 {
+        if asks.is_empty() {
+            break;
+        }
+        let gates = ask_gates(rollout, &last.status, &asks, &headers, now).await;
+        let obs2 = Observations {
+            gates,
+            ..obs.clone()
+        };
+        let next = core::step(&rollout.spec, &last.status, &obs2, now);
+        asks = execute(ctx, &next, workloads, router, &mut events).await?.1;
+        last = next;
     }
 
     Ok((last, events, canary_ready))
@@ -201,6 +223,49 @@ fn unusable_metrics(rollout: &Rollout) -> Result<(), String> {
     } else {
         Err(format!("invalid Rollout: {}", problems.join("; ")))
     }
+}
+
+/// Asks the gates the decision named; header values from Secrets in the Rollout's namespace.
+async fn ask_gates(
+    rollout: &Rollout,
+    status: &RolloutStatus,
+    asks: &[Effect],
+    headers: &super::gates::SecretHeaders,
+    now: DateTime<Utc>,
+) -> Vec<core::GateAnswer> {
+    let name = rollout.name_any();
+    let mut answers = Vec::new();
+    for e in asks {
+        let Effect::AskGate {
+            gate,
+            revision,
+            step,
+        } = e
+        else {
+            continue;
+        };
+        let Some(g) = rollout.spec.gates.get(*gate) else {
+            continue;
+        };
+        let cx = crate::gates::AskContext {
+            name: &name,
+            namespace: &headers.namespace,
+            status,
+            gate: *gate,
+            revision,
+            step: *step,
+            next_weight: crate::gates::next_weight(&rollout.spec, *step),
+            now,
+        };
+        let a = crate::gates::ask(g, &cx, headers).await;
+        if a.open {
+            info!(rollout = %name, gate = %gate, "gate open: {}", a.reason);
+        } else {
+            warn!(rollout = %name, gate = %gate, "gate closed: {}", a.reason);
+        }
+        answers.push(a);
+    }
+    answers
 }
 
 /// Names of the AnalysisTemplates in the namespace, when the Rollout refers to any.
@@ -253,18 +318,21 @@ async fn observe(
         router_weight,
         analysis: None,
         command,
+        gates: Vec::new(),
     })
 }
 
-/// Run the decision's effects in order; Events are collected; returns the revision to analyse.
+/// Run the decision's effects in order; Events are collected; returns the revision to analyse
+/// and the gates to ask (asked after every other effect, so traffic moves first).
 async fn execute(
     leader: &Context,
     decision: &Decision,
     workloads: &dyn Workloads,
     router: &dyn TrafficRouter,
     events: &mut Vec<PendingEvent>,
-) -> Result<Option<String>, Error> {
+) -> Result<(Option<String>, Vec<Effect>), Error> {
     let mut analysis = None;
+    let mut asks = Vec::new();
     for effect in &decision.effects {
         // Leadership can end mid-reconcile (fenced by the Lease's times): no write after that.
         if !leader.is_leader() {
@@ -280,6 +348,7 @@ async fn execute(
             Effect::ScaleCanary { up } => workloads.scale_canary(*up).await?,
             Effect::SetWeight { weight } => router.set_weight(*weight).await?,
             Effect::RunAnalysis { revision } => analysis = Some(revision.clone()),
+            Effect::AskGate { .. } => asks.push(effect.clone()),
             Effect::Event {
                 type_,
                 reason,
@@ -287,7 +356,7 @@ async fn execute(
             } => events.push((*type_, reason.clone(), message.clone())),
         }
     }
-    Ok(analysis)
+    Ok((analysis, asks))
 }
 
 /// An invalid spec: record it and wait for an edit (a spec change triggers the next reconcile).

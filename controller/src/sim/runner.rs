@@ -131,18 +131,26 @@ impl Simulator {
         self.world.settle(now);
         let obs = self.world.observe(now);
         let mut d = self.step_and_apply(&obs, now, entries);
-        // The shell runs the analysis and steps again; a few rounds at most.
+        // The shell runs the analysis and asks the gates, then steps again; a few rounds at most.
         for _ in 0..3 {
-            let Some(rev) = d.effects.iter().find_map(|e| match e {
+            let rev = d.effects.iter().find_map(|e| match e {
                 Effect::RunAnalysis { revision } => Some(revision.clone()),
                 _ => None,
-            }) else {
+            });
+            let answers: Vec<_> = d
+                .effects
+                .iter()
+                .filter_map(|e| self.world.answer(e, now))
+                .collect();
+            if rev.is_none() && answers.is_empty() {
                 break;
-            };
-            let weight = self.world.router.weight.unwrap_or(0);
-            let run = self.oracle.run(now, weight, &rev, &self.status);
+            }
             let mut obs = self.world.observe(now);
-            obs.analysis = Some(run);
+            if let Some(rev) = rev {
+                let weight = self.world.router.weight.unwrap_or(0);
+                obs.analysis = Some(self.oracle.run(now, weight, &rev, &self.status));
+            }
+            obs.gates = answers;
             d = self.step_and_apply(&obs, now, entries);
         }
         d.requeue_after
@@ -203,6 +211,11 @@ impl Simulator {
                 }
             }
             ScriptAction::RouterLag(d) => self.world.router_lag = *d,
+            ScriptAction::Gate(gate, open, reason) => {
+                self.world
+                    .gates
+                    .insert(gate.as_str().to_string(), (*open, reason.clone()));
+            }
             ScriptAction::CanaryDies(back_after) => {
                 if self.world.target.replicas > 0 {
                     self.world.target.ready_at = Some(add(now, *back_after));

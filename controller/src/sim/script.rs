@@ -21,6 +21,9 @@ pub enum ScriptAction {
     /// Every canary pod dies now (no ready pod; replicas unchanged) and comes back after this
     /// long (`Duration::MAX`: never).
     CanaryDies(Duration),
+    /// From now on the gate answers open (`true`) or closed with this reason. Gates not
+    /// scripted answer open.
+    Gate(sluice_crds::GateName, bool, String),
 }
 
 /// A change at `at` after the start of the simulation.
@@ -53,6 +56,19 @@ impl Script {
 
     pub fn revision(self, secs: u64, revision: &str) -> Self {
         self.at(secs, ScriptAction::NewRevision(revision.to_string()))
+    }
+
+    /// Gate `gate` answers closed with `reason` from `secs` on.
+    pub fn gate_closed(self, secs: u64, gate: sluice_crds::GateName, reason: &str) -> Self {
+        self.at(secs, ScriptAction::Gate(gate, false, reason.to_string()))
+    }
+
+    /// Gate `gate` answers open from `secs` on.
+    pub fn gate_open(self, secs: u64, gate: sluice_crds::GateName) -> Self {
+        self.at(
+            secs,
+            ScriptAction::Gate(gate, true, "scripted open".to_string()),
+        )
     }
 
     /// A command with id `id`, for whatever revision is in progress.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use sluice_crds::Command;
 
-use crate::core::{Effect, Observations, WorkloadState};
+use crate::core::{Effect, GateAnswer, Observations, WorkloadState};
 
 /// A Deployment: revision, desired replicas, and when its current template is ready.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,6 +57,10 @@ pub struct World {
     pub canary_ready_delay: Duration,
     pub primary_ready_delay: Duration,
     pub router_lag: Duration,
+    /// Scripted gate answers (`open`, reason); a gate not listed answers open.
+    pub gates: std::collections::BTreeMap<String, (bool, String)>,
+    /// Every gate asked: when, which, for which step.
+    pub gate_asks: Vec<(DateTime<Utc>, sluice_crds::GateName, Option<u32>)>,
 }
 
 impl World {
@@ -79,7 +83,35 @@ impl World {
             canary_ready_delay: Duration::from_secs(10),
             primary_ready_delay: Duration::from_secs(10),
             router_lag: Duration::ZERO,
+            gates: Default::default(),
+            gate_asks: Vec::new(),
         }
+    }
+
+    /// A scripted gate answers an `AskGate` effect (None for other effects).
+    pub fn answer(&mut self, effect: &Effect, now: DateTime<Utc>) -> Option<GateAnswer> {
+        let Effect::AskGate {
+            gate,
+            revision,
+            step,
+        } = effect
+        else {
+            return None;
+        };
+        self.gate_asks.push((now, *gate, *step));
+        let (open, reason) = self
+            .gates
+            .get(gate.as_str())
+            .cloned()
+            .unwrap_or((true, "open".to_string()));
+        Some(GateAnswer {
+            gate: *gate,
+            revision: revision.clone(),
+            step: *step,
+            asked_at: now,
+            open,
+            reason,
+        })
     }
 
     /// The user applies a new template to the target.
@@ -107,6 +139,7 @@ impl World {
             router_weight: self.router.weight,
             analysis: None,
             command: self.command.clone(),
+            gates: Vec::new(),
         }
     }
 
@@ -149,7 +182,7 @@ impl World {
                         .push((add(now, self.router_lag), *weight));
                 }
             }
-            Effect::RunAnalysis { .. } | Effect::Event { .. } => {}
+            Effect::RunAnalysis { .. } | Effect::AskGate { .. } | Effect::Event { .. } => {}
         }
     }
 

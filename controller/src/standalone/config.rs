@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sluice_crds::{
-    AlertMatcher, AnalysisSpec, AnalysisTemplate, AnalysisTemplateSpec, CanaryLossSpec,
+    AlertMatcher, AnalysisSpec, AnalysisTemplate, AnalysisTemplateSpec, CanaryLossSpec, GatesSpec,
     NginxRouter, RolloutSpec, RouterSpec, ServiceSpec, Strategy, TargetRef, TraefikRouter,
 };
 
@@ -130,6 +130,9 @@ pub struct RolloutConfig {
     pub strategy: Strategy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisSpec>,
+    /// HTTP gates, as in the Rollout (docs/gates.md); header values from `env`, not Secrets.
+    #[serde(default, skip_serializing_if = "GatesSpec::is_empty")]
+    pub gates: GatesSpec,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertMatcher>,
     #[serde(default = "default_deadline")]
@@ -266,6 +269,7 @@ impl RolloutConfig {
             strategy: self.strategy.clone(),
             router: self.router_spec(),
             analysis: self.analysis.clone(),
+            gates: self.gates.clone(),
             alerts: self.alerts.clone(),
             progress_deadline_seconds: self.progress_deadline_seconds,
             canary_loss: self.canary_loss.clone(),
@@ -328,6 +332,16 @@ impl RolloutConfig {
                     "analysis metric {:?}: job metrics run only on Kubernetes; use commandChecks",
                     m.name
                 ));
+            }
+        }
+        for g in sluice_crds::GateName::ALL {
+            for c in self.gates.get(g).iter().flat_map(|x| &x.checks) {
+                for h in c.headers.iter().filter(|h| h.secret_key_ref.is_some()) {
+                    problems.push(format!(
+                        "gates.{g}: check {:?}: header {:?}: secretKeyRef is for Kubernetes; standalone takes env (an environment variable of sluice run)",
+                        c.name, h.name
+                    ));
+                }
             }
         }
         if !self.command_checks.is_empty() && self.analysis.is_none() {

@@ -274,3 +274,36 @@ fn load_is_read_checked_and_judged_by_load_builtins() {
     let e = StandaloneConfig::parse(&cmp, p).unwrap_err().to_string();
     assert!(e.contains("only the canary"), "{e}");
 }
+
+#[test]
+fn gates_parse_in_the_file_and_secret_refs_are_refused_standalone() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let gated = text.replace(
+        "    queryWindow: 10s\n",
+        "    queryWindow: 10s\n    gates:\n      confirmPromotion:\n        deadline: 30m\n        onDeadline: hold\n        checks:\n          - name: qa\n            url: http://127.0.0.1:9000/qa\n            headers:\n              - { name: Authorization, env: QA_TOKEN }\n",
+    );
+    let cfg = StandaloneConfig::parse(&gated, p).unwrap();
+    let spec = cfg.rollouts[0].rollout_spec();
+    let g = spec
+        .gates
+        .get(sluice_crds::GateName::ConfirmPromotion)
+        .unwrap();
+    assert_eq!(g.on_deadline, sluice_crds::GateDeadlinePolicy::Hold);
+    assert_eq!(g.checks[0].headers[0].env.as_deref(), Some("QA_TOKEN"));
+    let secret = gated.replace(
+        "{ name: Authorization, env: QA_TOKEN }",
+        "{ name: Authorization, secretKeyRef: { name: s, key: k } }",
+    );
+    let e = StandaloneConfig::parse(&secret, p).unwrap_err().to_string();
+    assert!(
+        e.contains("gates.confirmPromotion: check \"qa\": header \"Authorization\": secretKeyRef is for Kubernetes"),
+        "{e}"
+    );
+    let typo = gated.replace("onDeadline: hold", "onDeadlin: hold");
+    let e = StandaloneConfig::parse(&typo, p).unwrap_err();
+    assert!(
+        e.to_string().contains("gates.confirmPromotion.onDeadlin"),
+        "{e}"
+    );
+}

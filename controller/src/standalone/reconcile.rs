@@ -78,6 +78,7 @@ async fn observe(
         router_weight: read_weight(cfg, router).await,
         analysis: None,
         command: st.command.clone(),
+        gates: Vec::new(),
     };
     (obs, canary.err())
 }
@@ -107,14 +108,21 @@ async fn read_weight(cfg: &RolloutConfig, router: &dyn TrafficRouter) -> Option<
     }
 }
 
-/// Run the effects in order; returns the revision to analyse, if asked.
+/// What the effects asked the shell to find out before stepping again.
+#[derive(Default)]
+struct Asked {
+    analyse: Option<String>,
+    gates: Vec<Effect>,
+}
+
+/// Run the effects in order; returns the analysis and gates asked for.
 async fn execute(
     cfg: &RolloutConfig,
     st: &mut RolloutState,
     decision: &Decision,
     router: &dyn TrafficRouter,
-) -> Result<Option<String>, String> {
-    let mut analyse = None;
+) -> Result<Asked, String> {
+    let mut asked = Asked::default();
     for effect in &decision.effects {
         match effect {
             Effect::ApplyPrimary { revision } => {
@@ -148,7 +156,9 @@ async fn execute(
                 .set_weight(*weight)
                 .await
                 .map_err(|e| format!("router: {e}"))?,
-            Effect::RunAnalysis { revision } => analyse = Some(revision.clone()),
+            Effect::RunAnalysis { revision } => asked.analyse = Some(revision.clone()),
+            // Asked after every other effect: traffic moves (e.g. back to stable) first.
+            Effect::AskGate { .. } => asked.gates.push(effect.clone()),
             Effect::Event {
                 type_,
                 reason,
@@ -163,7 +173,49 @@ async fn execute(
             },
         }
     }
-    Ok(analyse)
+    Ok(asked)
+}
+
+/// Asks the gates the decision named (checks' headers from the environment).
+async fn ask_gates(
+    cfg: &RolloutConfig,
+    spec: &sluice_crds::RolloutSpec,
+    status: &sluice_crds::RolloutStatus,
+    asks: &[Effect],
+    now: DateTime<Utc>,
+) -> Vec<core::GateAnswer> {
+    let mut answers = Vec::new();
+    for e in asks {
+        let Effect::AskGate {
+            gate,
+            revision,
+            step,
+        } = e
+        else {
+            continue;
+        };
+        let Some(g) = spec.gates.get(*gate) else {
+            continue;
+        };
+        let cx = crate::gates::AskContext {
+            name: &cfg.name,
+            namespace: NAMESPACE,
+            status,
+            gate: *gate,
+            revision,
+            step: *step,
+            next_weight: crate::gates::next_weight(spec, *step),
+            now,
+        };
+        let a = crate::gates::ask(g, &cx, &crate::gates::EnvHeaders).await;
+        if a.open {
+            tracing::info!(rollout = %cfg.name, gate = %gate, "gate open: {}", a.reason);
+        } else {
+            tracing::warn!(rollout = %cfg.name, gate = %gate, "gate closed: {}", a.reason);
+        }
+        answers.push(a);
+    }
+    answers
 }
 
 /// One metric's verdict in the log: Error verdicts at WARN, the value as a plain rounded number.
@@ -234,8 +286,8 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
     let first = core::step(&spec, &st.status, &obs, cx.now);
     let mut last = first.clone();
     let result = async {
-        let analyse = execute(cfg, &mut st, &first, cx.router).await?;
-        if let Some(revision) = analyse {
+        let mut asked = execute(cfg, &mut st, &first, cx.router).await?;
+        if let Some(revision) = asked.analyse.take() {
             let empty = sluice_crds::AnalysisSpec::default();
             let vars = step_vars(cfg);
             let run = run_analysis(
@@ -257,15 +309,33 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
                     .record_verdict(NAMESPACE, &cfg.name, &m.name, m.verdict);
                 log_verdict(&cfg.name, m);
             }
+            let gates = ask_gates(cfg, &spec, &first.status, &asked.gates, cx.now).await;
             let obs2 = Observations {
                 analysis: Some(run),
                 router_weight: read_weight(cfg, cx.router).await,
+                gates,
                 ..obs.clone()
             };
             let second = core::step(&spec, &first.status, &obs2, cx.now);
             // One analysis per tick: a second RunAnalysis waits for the next tick.
-            execute(cfg, &mut st, &second, cx.router).await?;
+            asked = execute(cfg, &mut st, &second, cx.router).await?;
             last = second;
+        }
+        // Gates asked, answers fed back, until no decision asks again (an opened gate lets
+        // the next point ask its own at once). Bounded: each gate point asks once per call.
+        for _ in 0..4 {
+            if asked.gates.is_empty() {
+                break;
+            }
+            let gates = ask_gates(cfg, &spec, &last.status, &asked.gates, cx.now).await;
+            let obs2 = Observations {
+                router_weight: read_weight(cfg, cx.router).await,
+                gates,
+                ..obs.clone()
+            };
+            let next = core::step(&spec, &last.status, &obs2, cx.now);
+            asked = execute(cfg, &mut st, &next, cx.router).await?;
+            last = next;
         }
         Ok::<(), String>(())
     }

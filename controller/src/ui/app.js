@@ -249,6 +249,15 @@ function renderDetail() {
       el("td", null, m.lastReason || ""), el("td", null, f)));
   }
   if (!(v.analysis || []).length) mrows.append(el("tr", null, el("td", { colspan: "6" }, "No analysis has run for this revision.")));
+  // Gates (spec.gates): state, since when, deadline and the last answer.
+  const gates = v.gates || [];
+  $("gates-box").hidden = !gates.length;
+  $("gate-rows").replaceChildren(...gates.map((g) => el("tr", null,
+    el("th", { scope: "row" }, g.gate + (g.step === undefined ? "" : ` (step ${g.step + 1})`)),
+    el("td", null, g.state),
+    el("td", null, g.since ? time(g.since) : ""),
+    el("td", null, g.deadlineAt ? time(g.deadlineAt) + (g.expired ? " (passed, waiting for a human)" : ` (then ${g.onDeadline})`) : ""),
+    el("td", null, g.reason || ""))));
   const crows = $("condition-rows");
   crows.replaceChildren();
   for (const k of v.conditions || []) {

@@ -66,6 +66,7 @@ fn base(strategy: Strategy) -> RolloutSpec {
             ..RouterSpec::default()
         },
         analysis: Some(analysis()),
+        gates: Default::default(),
         alerts: vec![],
         progress_deadline_seconds: 120,
         canary_loss: Default::default(),
@@ -158,6 +159,7 @@ pub fn obs(target: WorkloadState, primary: WorkloadState, weight: Option<i32>) -
         router_weight: weight,
         analysis: None,
         command: None,
+        gates: Vec::new(),
     }
 }
 

@@ -53,8 +53,8 @@ pub struct BedOptions {
     pub load_rate: f64,
     /// Extra top-level lines of the rollouts file (e.g. `readToken: ...`).
     pub extra_config: &'static str,
-    /// Extra lines of the rollout (4-space indent, e.g. `    load: { rate: 20 }`).
-    pub rollout_extra: &'static str,
+    /// Extra lines of the rollout, indented 4 spaces (e.g. a `gates:` section).
+    pub extra_rollout: String,
     /// Prometheus also scrapes Sluice's own /metrics (the built-in load's counters).
     pub scrape_sluice: bool,
 }
@@ -68,7 +68,7 @@ impl Default for BedOptions {
             alerting: false,
             load_rate: 100.0,
             extra_config: "",
-            rollout_extra: "",
+            extra_rollout: String::new(),
             scrape_sluice: false,
         }
     }
@@ -164,7 +164,7 @@ apiToken: {TOKEN}
         steps:{steps}{analysis}
     queryWindow: 5s
     progressDeadlineSeconds: 60
-{rollout_extra}"#,
+{extra_rollout}"#,
             prom = self.prom.url(),
             stable = self.stable.addr(),
             canary = self.canary.addr(),
@@ -175,7 +175,7 @@ apiToken: {TOKEN}
             steps = self.opts.steps,
             analysis = self.opts.analysis,
             extra = self.opts.extra_config,
-            rollout_extra = self.opts.rollout_extra,
+            extra_rollout = self.opts.extra_rollout,
         );
         // Atomic, so Sluice never reads half a file.
         let tmp = self.dir.path().join(".rollouts.yaml.tmp");
