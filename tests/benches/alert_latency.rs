@@ -333,6 +333,7 @@ pub async fn run(aborts: usize) -> Result<AlertReport, String> {
                 templates: &[],
                 telemetry: &telemetry,
                 now: chrono::Utc::now(),
+                notify: None,
             };
             let requeue = tick(&cfg, &cx).await;
             loop_shared.sleep(requeue.unwrap_or(POLL).min(POLL)).await;

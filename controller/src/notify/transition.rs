@@ -3,7 +3,8 @@
 
 use sluice_crds::{Phase, RolloutStatus};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum TransitionKind {
     Started,
     Step,
@@ -15,6 +16,16 @@ pub enum TransitionKind {
 }
 
 impl TransitionKind {
+    pub const ALL: [TransitionKind; 7] = [
+        TransitionKind::Started,
+        TransitionKind::Step,
+        TransitionKind::Paused,
+        TransitionKind::AnalysisFailed,
+        TransitionKind::RolledBack,
+        TransitionKind::Promoted,
+        TransitionKind::Reverted,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             TransitionKind::Started => "started",

@@ -147,6 +147,7 @@ impl World {
                 templates: &[],
                 telemetry: &telemetry,
                 now: self.now,
+                notify: None,
             };
             tick(&cfg, &cx).await;
             self.now += ChronoDuration::seconds(11);
