@@ -80,7 +80,9 @@ pub fn judge_status(status: u16, retry_after: Option<&str>) -> Attempt {
 
 /// The HTTP client for sinks: no redirects (a webhook URL that moved should be updated, and a
 /// redirect would carry the body elsewhere).
+/// HTTPS sinks (Slack, Teams) need rustls' crypto provider, installed here as the CLI does.
 pub fn client(policy: &RetryPolicy) -> Result<reqwest::Client, reqwest::Error> {
+    crate::cli::ensure_crypto_provider();
     reqwest::Client::builder()
         .timeout(policy.timeout)
         .redirect(reqwest::redirect::Policy::none())
