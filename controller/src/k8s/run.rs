@@ -64,6 +64,26 @@ pub struct ControllerArgs {
     /// Bearer token Alertmanager sends to the webhook (default: the API token).
     #[arg(long, env = "SLUICE_WEBHOOK_TOKEN", hide_env_values = true)]
     pub webhook_token: Option<String>,
+    /// Static bearer token that may read every rollout but send no command (dashboards on a
+    /// wall screen, watchers without a Kubernetes identity). Kubernetes tokens keep working.
+    #[arg(long, env = "SLUICE_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<String>,
+}
+
+/// The API's authentication: the static tokens (empty ones ignored), then `authorizer`
+/// (TokenReview + SubjectAccessReview) for every other bearer token.
+pub fn auth_config(
+    args: &ControllerArgs,
+    authorizer: Option<Arc<dyn crate::api::Authorizer>>,
+) -> AuthConfig {
+    let token = |t: &Option<String>| t.clone().filter(|t| !t.is_empty()).map(Secret::new);
+    AuthConfig {
+        webhook_token: token(&args.webhook_token),
+        api_token: token(&args.api_token),
+        read_token: token(&args.read_token),
+        authorizer,
+        insecure_allow_anonymous: false,
+    }
 }
 
 /// Rollouts a changed Deployment concerns: the one targeting it, or the one owning `NAME-primary`.
@@ -308,15 +328,12 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let token = CancellationToken::new();
     tokio::spawn(shutdown_signal(token.clone()));
 
-    let auth = AuthConfig {
-        webhook_token: args.webhook_token.clone().map(Secret::new),
-        api_token: args.api_token.clone().map(Secret::new),
-        read_token: None,
-        authorizer: Some(Arc::new(crate::api::kube_auth::KubeAuthorizer::new(
+    let auth = auth_config(
+        &args,
+        Some(Arc::new(crate::api::kube_auth::KubeAuthorizer::new(
             client.clone(),
         ))),
-        insecure_allow_anonymous: false,
-    };
+    );
     let (store, controller) =
         controller(&client, ns, args.concurrency, ctx, leader_rx, token.clone());
     // The API reads from the controller's reflector cache, never polling the API server.
