@@ -73,6 +73,20 @@ fn emoji(kind: TransitionKind) -> &'static str {
     }
 }
 
+/// Slack refuses (HTTP 400) a section whose text is longer than 3000 characters (Block Kit
+/// reference, "Section block": `text` maximum 3000); long abort reasons are cut well below.
+const SLACK_SECTION_MAX: usize = 2900;
+
+/// At most `max` characters, with `…` when cut.
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 fn slack_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -98,12 +112,15 @@ fn slack(n: &Notification) -> Value {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": format!("{} {head}: {}", emoji(n.kind), slack_escape(&n.message)),
+                    "text": cut(
+                        &format!("{} {head}: {}", emoji(n.kind), slack_escape(&n.message)),
+                        SLACK_SECTION_MAX,
+                    ),
                 },
             },
             {
                 "type": "context",
-                "elements": [{ "type": "mrkdwn", "text": context }],
+                "elements": [{ "type": "mrkdwn", "text": cut(&context, SLACK_SECTION_MAX) }],
             },
         ],
     })
@@ -206,6 +223,24 @@ mod tests {
         assert!(ctx.contains("Canary weight: 20%"), "{ctx}");
         assert!(ctx.contains("Step: 2"), "{ctx}");
         assert!(ctx.contains("Failed metric: error-rate = 0.1234"), "{ctx}");
+    }
+
+    #[test]
+    fn long_messages_fit_slack_limits() {
+        let mut n = note();
+        n.message = "x".repeat(10_000);
+        let b = body(SinkKind::Slack, &n);
+        let section = b["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert_eq!(section.chars().count(), SLACK_SECTION_MAX);
+        assert!(section.ends_with('…'));
+        // The webhook keeps the whole message.
+        assert_eq!(
+            body(SinkKind::Webhook, &n)["data"]["message"]
+                .as_str()
+                .unwrap()
+                .len(),
+            10_000
+        );
     }
 
     #[test]
