@@ -73,8 +73,8 @@ fn emoji(kind: TransitionKind) -> &'static str {
     }
 }
 
-/// Slack refuses (HTTP 400) a section whose text is longer than 3000 characters (Block Kit
-/// reference, "Section block": `text` maximum 3000); long abort reasons are cut well below.
+/// A section's `text` is at most 3000 characters (api.slack.com/reference/block-kit/blocks
+/// #section; longer is refused with HTTP 400): long abort reasons are cut below that.
 const SLACK_SECTION_MAX: usize = 2900;
 
 /// At most `max` characters, with `…` when cut.
