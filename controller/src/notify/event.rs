@@ -3,52 +3,10 @@
 //! restart says exactly what the first attempt said.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sluice_crds::{Phase, RolloutStatus};
+use sluice_crds::RolloutStatus;
+pub use sluice_crds::{FailedMetric, Notification};
 
 use super::transition::{Transition, TransitionKind};
-
-/// The failing metric of an `analysisFailed` notification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FailedMetric {
-    pub name: String,
-    /// The last value, rounded for people (absent when the metric had none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-/// One notification, the same for every sink (each sink renders it in its own format).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Notification {
-    /// Unique per rollout and transition, the same on every attempt and after a restart; sent
-    /// as `webhook-id` so that a receiver can drop a repeat. No `.` (Standard Webhooks signs
-    /// `id.timestamp.body`).
-    pub id: String,
-    /// The transition's key, `REVISION/KIND/STEP`.
-    pub key: String,
-    pub kind: TransitionKind,
-    pub namespace: String,
-    pub rollout: String,
-    pub phase: Phase,
-    pub canary_weight: i32,
-    /// Index of the current step (the text for people says `step N`, counted from 1).
-    pub step: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stable_revision: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary_revision: Option<String>,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed_metrics: Vec<FailedMetric>,
-    /// The rollout's page on the dashboard, when an external URL is configured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dashboard_url: Option<String>,
-    pub at: DateTime<Utc>,
-}
 
 /// Where a rollout's dashboard page is: `BASE/ui/#/NAMESPACE/NAME` (the route `ui/app.js`
 /// reads from the hash).
@@ -152,7 +110,7 @@ mod tests {
     use super::*;
     use crate::notify::transitions;
     use chrono::TimeZone;
-    use sluice_crds::{AbortInfo, MetricStatus};
+    use sluice_crds::{AbortInfo, MetricStatus, Phase};
 
     #[test]
     fn analysis_failure_carries_metric_and_rounded_value() {

@@ -9,7 +9,7 @@ use sluice_crds::RolloutStatus;
 use tracing::warn;
 
 use super::event::notifications;
-use super::outbox::Outbox;
+use super::outbox::{Outbox, OutboxOps};
 use super::sink::Sink;
 use super::transition::transitions;
 use super::worker::Notifier;

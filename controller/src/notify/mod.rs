@@ -18,7 +18,7 @@ pub mod worker;
 pub use deliver::RetryPolicy;
 pub use event::{notifications, Notification};
 pub use feed::Feed;
-pub use outbox::{Outbox, Outcome};
+pub use outbox::{Outbox, OutboxOps, Outcome};
 pub use sink::{Sink, SinkError, SinkKind};
 pub use transition::{transitions, Transition, TransitionKind};
 pub use worker::{Notifier, Offer, OutboxStore};

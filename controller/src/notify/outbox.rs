@@ -8,7 +8,7 @@
 //! after the write and before the delivery would lose the notification.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+pub use sluice_crds::{Outbox, Outcome, Pending, Settled};
 
 use super::event::Notification;
 use super::sink::Sink;
@@ -18,69 +18,35 @@ pub const MAX_PENDING: usize = 64;
 /// Most settled keys kept per rollout (on top of keeping the current revision's only).
 pub const MAX_SETTLED: usize = 128;
 
-/// How a delivery ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Outcome {
-    Delivered,
-    /// Given up: a 4xx other than 408/429, or retried past the maximum age.
-    Failed,
-}
-
-impl Outcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
-/// A notification waiting for one sink.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Pending {
-    pub sink: String,
-    pub notification: Notification,
-}
-
-/// A (sink, key) that was delivered or given up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Settled {
-    pub sink: String,
-    pub key: String,
-    pub outcome: Outcome,
-    pub at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Outbox {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pending: Vec<Pending>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub settled: Vec<Settled>,
-}
-
-impl Outbox {
-    pub fn is_empty(&self) -> bool {
-        self.pending.is_empty() && self.settled.is_empty()
-    }
-
-    fn known(&self, sink: &str, key: &str) -> bool {
-        self.pending
-            .iter()
-            .any(|p| p.sink == sink && p.notification.key == key)
-            || self.settled.iter().any(|s| s.sink == sink && s.key == key)
-    }
-
+/// The outbox's rules, on the API type.
+pub trait OutboxOps {
     /// Add one entry per notification and sink that wants it, unless that (sink, key) is
     /// already pending or settled. Returns how many old entries were discarded for room.
-    pub fn record(&mut self, notes: &[Notification], sinks: &[Sink]) -> usize {
+    fn record(&mut self, notes: &[Notification], sinks: &[Sink]) -> usize;
+    /// Entries whose sink is no longer configured are dropped (returned, for a log line).
+    fn forget_sinks_except(&mut self, sinks: &[Sink]) -> Vec<Pending>;
+    /// Mark (sink, key) delivered or failed. False when it was not pending.
+    fn settle(&mut self, sink: &str, key: &str, outcome: Outcome, at: DateTime<Utc>) -> bool;
+    /// This outbox was computed from an older copy of `stored`; take what was settled in
+    /// `stored` since (the worker's writes), so a settled entry never comes back as pending.
+    fn merge_settled(&mut self, stored: &Outbox);
+    /// Keep the settled keys of `revision` only (a later rollout of the same revision starts
+    /// afresh), at most [`MAX_SETTLED`]. Pending entries are kept whatever their revision.
+    fn trim(&mut self, revision: Option<&str>);
+}
+
+fn known(o: &Outbox, sink: &str, key: &str) -> bool {
+    o.pending
+        .iter()
+        .any(|p| p.sink == sink && p.notification.key == key)
+        || o.settled.iter().any(|s| s.sink == sink && s.key == key)
+}
+
+impl OutboxOps for Outbox {
+    fn record(&mut self, notes: &[Notification], sinks: &[Sink]) -> usize {
         for n in notes {
             for s in sinks.iter().filter(|s| s.wants(n.kind)) {
-                if !self.known(&s.name, &n.key) {
+                if !known(self, &s.name, &n.key) {
                     self.pending.push(Pending {
                         sink: s.name.clone(),
                         notification: n.clone(),
@@ -93,8 +59,7 @@ impl Outbox {
         excess
     }
 
-    /// Entries whose sink is no longer configured are dropped (returned, for a log line).
-    pub fn forget_sinks_except(&mut self, sinks: &[Sink]) -> Vec<Pending> {
+    fn forget_sinks_except(&mut self, sinks: &[Sink]) -> Vec<Pending> {
         let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| sinks.iter().any(|s| s.name == p.sink));
@@ -102,8 +67,7 @@ impl Outbox {
         gone
     }
 
-    /// Mark (sink, key) delivered or failed. False when it was not pending.
-    pub fn settle(&mut self, sink: &str, key: &str, outcome: Outcome, at: DateTime<Utc>) -> bool {
+    fn settle(&mut self, sink: &str, key: &str, outcome: Outcome, at: DateTime<Utc>) -> bool {
         let before = self.pending.len();
         self.pending
             .retain(|p| !(p.sink == sink && p.notification.key == key));
@@ -119,9 +83,7 @@ impl Outbox {
         true
     }
 
-    /// This outbox was computed from an older copy of `stored`; take what was settled in
-    /// `stored` since (the worker's writes), so a settled entry never comes back as pending.
-    pub fn merge_settled(&mut self, stored: &Outbox) {
+    fn merge_settled(&mut self, stored: &Outbox) {
         for s in &stored.settled {
             if !self
                 .settled
@@ -139,9 +101,7 @@ impl Outbox {
         });
     }
 
-    /// Keep the settled keys of `revision` only (a later rollout of the same revision starts
-    /// afresh), at most [`MAX_SETTLED`]. Pending entries are kept whatever their revision.
-    pub fn trim(&mut self, revision: Option<&str>) {
+    fn trim(&mut self, revision: Option<&str>) {
         if let Some(rev) = revision {
             let prefix = format!("{rev}/");
             self.settled.retain(|s| s.key.starts_with(&prefix));

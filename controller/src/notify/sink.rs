@@ -2,32 +2,10 @@
 //! transitions. The URL (Slack and Teams URLs carry their token) and the signing key are never
 //! printed: `Debug` hides them and log lines name the sink only.
 
-use serde::{Deserialize, Serialize};
+pub use sluice_crds::SinkKind;
 
 use super::signature::SigningKey;
 use super::transition::TransitionKind;
-
-/// The format a sink receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    /// Sluice's own JSON, signed (Standard Webhooks headers) when a key is set.
-    Webhook,
-    /// A Slack incoming webhook.
-    Slack,
-    /// A Microsoft Teams Workflows webhook ("When a Teams webhook request is received").
-    Teams,
-}
-
-impl SinkKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SinkKind::Webhook => "webhook",
-            SinkKind::Slack => "slack",
-            SinkKind::Teams => "teams",
-        }
-    }
-}
 
 /// A sink ready to send to.
 #[derive(Clone, PartialEq)]

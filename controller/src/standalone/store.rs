@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::config::{check_address, check_version, RolloutConfig, StandaloneConfig, NAMESPACE};
 use super::state::{RolloutState, StateError, StateFile, VersionOverride};
+use crate::notify::OutboxOps;
 use crate::store::{RolloutStore, StoreError, VersionChange};
 
 struct Inner {
