@@ -27,6 +27,8 @@ pub struct Context {
     pub undecodable: Reported,
     /// Router resources the cluster serves (found at start).
     pub served: Served,
+    /// Outbound notifications (`--notifications-file`); None: none configured.
+    pub notify: Option<Arc<super::notifications::KubeNotify>>,
 }
 
 impl Context {
@@ -49,6 +51,7 @@ impl Context {
             telemetry: Telemetry::new(),
             undecodable: Reported::default(),
             served: Served::default(),
+            notify: None,
         }
     }
 
@@ -74,6 +77,11 @@ impl Context {
 
     pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
         self.telemetry = telemetry;
+        self
+    }
+
+    pub fn with_notify(mut self, notify: Arc<super::notifications::KubeNotify>) -> Self {
+        self.notify = Some(notify);
         self
     }
 

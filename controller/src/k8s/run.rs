@@ -68,6 +68,11 @@ pub struct ControllerArgs {
     /// wall screen, watchers without a Kubernetes identity). Kubernetes tokens keep working.
     #[arg(long, env = "SLUICE_READ_TOKEN", hide_env_values = true)]
     pub read_token: Option<String>,
+    /// Outbound notifications: a YAML file with the standalone file's `notifications` section
+    /// (sinks every Rollout notifies; secrets through `urlFile`/`signingKeyFile` from a mounted
+    /// Secret, or `urlEnv`/`signingKeyEnv`). docs/notifications.md.
+    #[arg(long, env = "SLUICE_NOTIFICATIONS_FILE")]
+    pub notifications_file: Option<std::path::PathBuf>,
 }
 
 /// The API's authentication: the static tokens (empty ones ignored), then `authorizer`
@@ -315,16 +320,21 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     if served.httproute.is_none() {
         info!("{}", crate::router::gateway::not_served_message());
     }
-    let ctx = Arc::new(
-        Context::new(client.clone())
-            .with_served(served)
-            .with_leader(leader_rx.clone())
-            .with_telemetry(telemetry.clone())
-            .with_analysis(Arc::new(BridgeAnalysis::new(
-                client.clone(),
-                args.prometheus.clone(),
-            ))),
-    );
+    let mut ctx = Context::new(client.clone())
+        .with_served(served)
+        .with_leader(leader_rx.clone())
+        .with_telemetry(telemetry.clone())
+        .with_analysis(Arc::new(BridgeAnalysis::new(
+            client.clone(),
+            args.prometheus.clone(),
+        )));
+    if let Some(path) = &args.notifications_file {
+        let n = super::notifications::start(path, &client, ctx.clock.clone(), &telemetry)
+            .context("notifications")?;
+        info!(file = %path.display(), sinks = n.sinks.len(), "notifications on");
+        ctx = ctx.with_notify(Arc::new(n));
+    }
+    let ctx = Arc::new(ctx);
     let token = CancellationToken::new();
     tokio::spawn(shutdown_signal(token.clone()));
 

@@ -4,6 +4,7 @@
 //! kept with the rollout's state so each (transition, sink) is delivered once across restarts
 //! ([`outbox`]), and the queue with retries that the shells feed ([`worker`], [`deliver`]).
 
+pub mod config;
 pub mod deliver;
 pub mod event;
 pub mod feed;
@@ -11,7 +12,6 @@ pub mod outbox;
 pub mod payload;
 pub mod signature;
 pub mod sink;
-pub mod standalone;
 pub mod transition;
 pub mod worker;
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::deliver::{client, send_once, Attempt, RetryPolicy};
@@ -70,6 +71,7 @@ pub struct Notifier {
     inflight: Arc<Mutex<HashSet<EntryId>>>,
     capacity: usize,
     telemetry: Telemetry,
+    stop: CancellationToken,
 }
 
 fn lock(m: &Mutex<HashSet<EntryId>>) -> MutexGuard<'_, HashSet<EntryId>> {
@@ -83,6 +85,7 @@ struct Lanes {
     clock: Arc<dyn Clock>,
     telemetry: Telemetry,
     inflight: Arc<Mutex<HashSet<EntryId>>>,
+    stop: CancellationToken,
 }
 
 impl Notifier {
@@ -97,6 +100,7 @@ impl Notifier {
         let capacity = capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
         let inflight = Arc::new(Mutex::new(HashSet::new()));
+        let stop = CancellationToken::new();
         let lanes = Arc::new(Lanes {
             client: client(&policy)?,
             policy,
@@ -104,6 +108,7 @@ impl Notifier {
             clock,
             telemetry: telemetry.clone(),
             inflight: inflight.clone(),
+            stop: stop.clone(),
         });
         tokio::spawn(dispatch(rx, lanes));
         Ok(Notifier {
@@ -111,7 +116,14 @@ impl Notifier {
             inflight,
             capacity,
             telemetry,
+            stop,
         })
+    }
+
+    /// Stop delivering at once, as a killed process would: what is not settled stays pending
+    /// in the outbox. Later offers are dropped (`reason="stopped"`).
+    pub fn stop(&self) {
+        self.stop.cancel();
     }
 
     /// Queue a pending entry without waiting.
@@ -181,7 +193,10 @@ async fn dispatch(mut rx: mpsc::Receiver<Job>, lanes: Arc<Lanes>) {
 
 async fn run_lane(mut rx: mpsc::UnboundedReceiver<Job>, lanes: Arc<Lanes>) {
     while let Some(job) = rx.recv().await {
-        let outcome = deliver(&lanes, &job).await;
+        let outcome = tokio::select! {
+            o = deliver(&lanes, &job) => o,
+            _ = lanes.stop.cancelled() => return,
+        };
         let n = &job.notification;
         lanes
             .telemetry

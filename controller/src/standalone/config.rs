@@ -48,10 +48,10 @@ pub struct StandaloneConfig {
     /// Outbound notifications: settings and the sinks every rollout notifies
     /// (docs/notifications.md).
     #[serde(default, skip_serializing_if = "is_default_notifications")]
-    pub notifications: crate::notify::standalone::NotificationsConfig,
+    pub notifications: crate::notify::config::NotificationsConfig,
 }
 
-fn is_default_notifications(n: &crate::notify::standalone::NotificationsConfig) -> bool {
+fn is_default_notifications(n: &crate::notify::config::NotificationsConfig) -> bool {
     *n == Default::default()
 }
 
@@ -164,7 +164,7 @@ pub struct RolloutConfig {
     pub command_checks: Vec<crate::checks::command::CommandCheck>,
     /// This rollout's own notification sinks, besides the global ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notifications: Vec<crate::notify::standalone::SinkConfig>,
+    pub notifications: Vec<crate::notify::config::SinkConfig>,
 }
 
 fn default_deadline() -> i64 {
@@ -395,7 +395,7 @@ impl StandaloneConfig {
         let global_sinks = &cfg.notifications.sinks;
         let mut sink_problems: Vec<String> =
             global_sinks.iter().flat_map(|s| s.problems()).collect();
-        sink_problems.extend(crate::notify::standalone::check_sinks(global_sinks, &[]));
+        sink_problems.extend(crate::notify::config::check_sinks(global_sinks, &[]));
         if !sink_problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -413,7 +413,7 @@ impl StandaloneConfig {
                 message,
             };
             r.check(&names).map_err(invalid)?;
-            let sinks = crate::notify::standalone::check_sinks(global_sinks, &r.notifications);
+            let sinks = crate::notify::config::check_sinks(global_sinks, &r.notifications);
             if !sinks.is_empty() {
                 return Err(invalid(sinks.join("; ")));
             }

@@ -19,7 +19,7 @@ use super::state::StateFile;
 use super::store::Shared;
 use crate::api::{self, ApiState, AuthConfig, Secret};
 use crate::clock::{Clock, SystemClock};
-use crate::notify::standalone::{SinkConfig, DEFAULT_QUEUE_CAPACITY};
+use crate::notify::config::{SinkConfig, DEFAULT_QUEUE_CAPACITY};
 use crate::notify::{Feed, Notifier, Sink};
 use crate::router::nginx_file::NginxFileRouter;
 use crate::router::traefik_file::TraefikFileRouter;

@@ -1,6 +1,7 @@
-//! The `notifications` section of the standalone rollouts file (top level: settings and global
-//! sinks; per rollout: more sinks). Secrets can sit in the file, or come from a file
-//! (`urlFile`, `signingKeyFile`) or an environment variable (`urlEnv`, `signingKeyEnv`).
+//! The `notifications` section: top level of the standalone rollouts file (settings and global
+//! sinks; per rollout: more sinks), and the whole of `--notifications-file` on Kubernetes.
+//! Secrets can sit in the file, or come from a file (`urlFile`, `signingKeyFile`, e.g. a
+//! mounted Secret) or an environment variable (`urlEnv`, `signingKeyEnv`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -197,6 +198,39 @@ impl SinkConfig {
     }
 }
 
+/// Read `--notifications-file` (YAML, the standalone file's `notifications` section), strictly:
+/// unknown fields are refused with their path, every sink is checked and its secrets read.
+pub fn load_file(path: &Path) -> Result<(NotificationsConfig, Vec<Sink>), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut unknown = Vec::new();
+    let parsed: Result<NotificationsConfig, _> =
+        serde_saphyr::with_deserializer_from_str(&text, |de| {
+            serde_ignored::deserialize(de, |p| unknown.push(p.to_string()))
+        });
+    if !unknown.is_empty() {
+        return Err(format!(
+            "{}: unknown field {} (docs/notifications.md)",
+            path.display(),
+            unknown.join(", ")
+        ));
+    }
+    let cfg =
+        parsed.map_err(|e| format!("{} is not a valid notifications file: {e}", path.display()))?;
+    let mut problems: Vec<String> = cfg.sinks.iter().flat_map(|s| s.problems()).collect();
+    problems.extend(check_sinks(&cfg.sinks, &[]));
+    if !problems.is_empty() {
+        return Err(format!("{}: {}", path.display(), problems.join("; ")));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let sinks = cfg
+        .sinks
+        .iter()
+        .map(|s| s.resolve(base))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((cfg, sinks))
+}
+
 /// The sinks of one rollout: the global ones, then its own (names must not repeat).
 pub fn check_sinks(global: &[SinkConfig], own: &[SinkConfig]) -> Vec<String> {
     let mut out: Vec<String> = own.iter().flat_map(|s| s.problems()).collect();
@@ -239,6 +273,33 @@ mod tests {
         assert!(!d.contains("127.0.0.1") && !d.contains("kkkk"), "{d}");
         let dup = check_sinks(&[sink("a")], &[sink("a")]);
         assert!(dup[0].contains("defined twice"), "{dup:?}");
+    }
+
+    #[test]
+    fn notifications_file_is_strict() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.yaml");
+        std::fs::write(dir.path().join("url"), "https://hooks.example/x\n").unwrap();
+        std::fs::write(
+            &p,
+            "dashboardUrl: https://s.example\nsinks:\n  - { name: a, kind: slack, urlFile: url }\n",
+        )
+        .unwrap();
+        let (cfg, sinks) = load_file(&p).unwrap();
+        assert_eq!(cfg.dashboard_url.as_deref(), Some("https://s.example"));
+        assert_eq!(sinks[0].url(), "https://hooks.example/x");
+        std::fs::write(
+            &p,
+            "sinks:\n  - { name: a, kind: slack, urlFile: url, onn: [] }\n",
+        )
+        .unwrap();
+        let e = load_file(&p).unwrap_err();
+        assert!(e.contains("unknown field") && e.contains("onn"), "{e}");
+        std::fs::write(&p, "sinks:\n  - { name: a, kind: slack }\n").unwrap();
+        assert!(load_file(&p).unwrap_err().contains("exactly one of url"));
+        assert!(load_file(&dir.path().join("missing"))
+            .unwrap_err()
+            .contains("cannot read"));
     }
 
     #[test]
