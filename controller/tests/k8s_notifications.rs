@@ -229,3 +229,83 @@ async fn outbox_in_status_survives_a_restart_and_each_transition_is_sent_once() 
     assert_eq!(received(&r)["hook"].len(), pending.len());
     assert_eq!(received(&r)["slack"].len(), pending.len());
 }
+
+#[tokio::test]
+async fn a_status_write_that_conflicts_keeps_what_the_worker_settled() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use kube::api::{Api, Patch, PatchParams};
+    use kube_fake_client::interceptor;
+    use sluice_controller::k8s::status::write_status_merged;
+    use sluice_controller::notify::{Notification, OutboxStore, Outcome, TransitionKind};
+    use sluice_crds::{Phase, Rollout};
+
+    // The reconcile's first status write (it changes the phase) conflicts, as it would after
+    // the worker's own write changed the resourceVersion.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let funcs = interceptor::Funcs::new().patch_status(move |ctx| {
+        let phase_write = ctx.name == APP
+            && ctx
+                .patch
+                .get("status")
+                .and_then(|s| s.get("phase"))
+                .is_some();
+        if phase_write && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(kube_fake_client::Error::Conflict("simulated".into()));
+        }
+        Ok(None)
+    });
+    let client = client_with(rollout(), Some(funcs)).await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let api: Api<Rollout> = Api::namespaced(client.clone(), NS);
+    let key = "abc/started/0";
+    let note = Notification {
+        id: sluice_controller::notify::event::notification_id(NS, APP, key),
+        key: key.into(),
+        kind: TransitionKind::Started,
+        namespace: NS.into(),
+        rollout: APP.into(),
+        phase: Phase::Progressing,
+        canary_weight: 0,
+        step: 0,
+        stable_revision: None,
+        canary_revision: Some("abc".into()),
+        message: "rollout of abc started".into(),
+        failed_metrics: vec![],
+        dashboard_url: None,
+        at: start(),
+    };
+    let seed = serde_json::json!({"status": {"notifications": {"pending": [
+        {"sink": "hook", "notification": note}
+    ]}}});
+    api.patch_status(APP, &PatchParams::default(), &Patch::Merge(&seed))
+        .await
+        .unwrap();
+    // The reconcile read this ...
+    let stale = get_rollout(&client).await;
+    // ... the worker delivered and settled meanwhile ...
+    let store = KubeOutbox {
+        client: client.clone(),
+        clock: clock.clone(),
+    };
+    store
+        .settle(NS, APP, "hook", key, Outcome::Delivered)
+        .await
+        .unwrap();
+    // ... and the reconcile writes its stale copy with a new phase.
+    let mut new = stale.status.clone().unwrap();
+    new.phase = Phase::Progressing;
+    let (written, st) = write_status_merged(&api, &stale, &new).await.unwrap();
+    assert!(written);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one conflict, one retry");
+    assert!(st.notifications.pending.is_empty(), "{st:?}");
+    let stored = get_rollout(&client).await.status.unwrap();
+    assert_eq!(stored.phase, Phase::Progressing);
+    assert!(
+        stored.notifications.pending.is_empty(),
+        "resurrected: {stored:?}"
+    );
+    assert_eq!(stored.notifications.settled.len(), 1);
+    assert_eq!(stored.notifications.settled[0].key, key);
+}

@@ -8,7 +8,7 @@
 //! beyond that is dropped and counted (`sluice_notifications_dropped_total{reason="queue_full"}`),
 //! and stays in the outbox: the next tick offers it again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::BoxFuture;
@@ -54,12 +54,40 @@ fn entry_id(job: &Job) -> EntryId {
     )
 }
 
+/// Entries this process settled, remembered so that an offer from a copy of the outbox read
+/// before the settle (a reconcile's read, seconds old) does not send them again.
+const REMEMBER_SETTLED: usize = 4096;
+
+/// Entries queued or being delivered, and those recently settled.
+#[derive(Default)]
+struct Tracker {
+    inflight: HashSet<EntryId>,
+    settled: HashSet<EntryId>,
+    order: VecDeque<EntryId>,
+}
+
+impl Tracker {
+    fn finish(&mut self, id: EntryId) {
+        self.inflight.remove(&id);
+        if self.settled.insert(id.clone()) {
+            self.order.push_back(id);
+        }
+        while self.order.len() > REMEMBER_SETTLED {
+            if let Some(old) = self.order.pop_front() {
+                self.settled.remove(&old);
+            }
+        }
+    }
+}
+
 /// What became of an offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
     Queued,
     /// Already queued or being delivered.
     InFlight,
+    /// Already delivered or given up by this process (the offer came from a stale copy).
+    Settled,
     /// The queue is full (or the worker stopped): the entry stays pending in the outbox.
     Dropped,
 }
@@ -68,13 +96,13 @@ pub enum Offer {
 #[derive(Clone)]
 pub struct Notifier {
     tx: mpsc::Sender<Job>,
-    inflight: Arc<Mutex<HashSet<EntryId>>>,
+    inflight: Arc<Mutex<Tracker>>,
     capacity: usize,
     telemetry: Telemetry,
     stop: CancellationToken,
 }
 
-fn lock(m: &Mutex<HashSet<EntryId>>) -> MutexGuard<'_, HashSet<EntryId>> {
+fn lock(m: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -84,7 +112,7 @@ struct Lanes {
     store: Arc<dyn OutboxStore>,
     clock: Arc<dyn Clock>,
     telemetry: Telemetry,
-    inflight: Arc<Mutex<HashSet<EntryId>>>,
+    inflight: Arc<Mutex<Tracker>>,
     stop: CancellationToken,
 }
 
@@ -99,7 +127,7 @@ impl Notifier {
     ) -> Result<Notifier, reqwest::Error> {
         let capacity = capacity.max(1);
         let (tx, rx) = mpsc::channel(capacity);
-        let inflight = Arc::new(Mutex::new(HashSet::new()));
+        let inflight = Arc::new(Mutex::new(Tracker::default()));
         let stop = CancellationToken::new();
         let lanes = Arc::new(Lanes {
             client: client(&policy)?,
@@ -134,17 +162,20 @@ impl Notifier {
         };
         let id = entry_id(&job);
         let mut inflight = lock(&self.inflight);
-        if inflight.contains(&id) {
+        if inflight.inflight.contains(&id) {
             return Offer::InFlight;
         }
-        if inflight.len() >= self.capacity {
+        if inflight.settled.contains(&id) {
+            return Offer::Settled;
+        }
+        if inflight.inflight.len() >= self.capacity {
             drop(inflight);
             self.dropped(&job, "queue_full");
             return Offer::Dropped;
         }
         match self.tx.try_send(job) {
             Ok(()) => {
-                inflight.insert(id);
+                inflight.inflight.insert(id);
                 Offer::Queued
             }
             Err(e) => {
@@ -186,7 +217,7 @@ async fn dispatch(mut rx: mpsc::Receiver<Job>, lanes: Arc<Lanes>) {
         });
         // Unbounded is safe here: entries get in only while the in-flight set has room.
         if let Err(e) = tx.send(job) {
-            lock(&lanes.inflight).remove(&entry_id(&e.0));
+            lock(&lanes.inflight).inflight.remove(&entry_id(&e.0));
         }
     }
 }
@@ -211,7 +242,7 @@ async fn run_lane(mut rx: mpsc::UnboundedReceiver<Job>, lanes: Arc<Lanes>) {
             warn!(rollout = %n.rollout, sink = %job.sink.name, key = %n.key, error = %e,
                 "cannot record the delivery");
         }
-        lock(&lanes.inflight).remove(&entry_id(&job));
+        lock(&lanes.inflight).finish(entry_id(&job));
     }
 }
 
