@@ -126,6 +126,8 @@ struct Inner {
     verdicts: BTreeMap<(String, String, String, String), u64>,
     webhooks: BTreeMap<String, u64>,
     commands: BTreeMap<(String, String), u64>,
+    notifications: BTreeMap<(String, String), u64>,
+    notification_drops: BTreeMap<String, u64>,
     /// Built-in load: (namespace, rollout, revision, code) -> requests.
     load_requests: BTreeMap<(String, String, String, String), u64>,
     /// Built-in load: (namespace, rollout, revision) -> durations of answered requests.
@@ -249,6 +251,24 @@ impl Telemetry {
         }
         *g.load_requests
             .entry((ns, name, revision.to_string(), code))
+            .or_insert(0) += 1;
+    }
+
+    /// One notification settled for a sink (outcome: `delivered`, `failed`).
+    pub fn record_notification(&self, sink: &str, outcome: &str) {
+        *self
+            .lock()
+            .notifications
+            .entry((sink.to_string(), outcome.to_string()))
+            .or_insert(0) += 1;
+    }
+
+    /// One notification not queued (reason: `queue_full`, `outbox_full`, `stopped`).
+    pub fn record_notification_drop(&self, reason: &str) {
+        *self
+            .lock()
+            .notification_drops
+            .entry(reason.to_string())
             .or_insert(0) += 1;
     }
 
@@ -411,6 +431,35 @@ impl Telemetry {
         for ((ns, name), n) in &g.load_skipped {
             let labels = [("namespace", ns.as_str()), ("rollout", name.as_str())];
             sample(&mut out, "sluice_load_skipped_total", &labels, n);
+        }
+
+        header(
+            &mut out,
+            "sluice_notifications_total",
+            "counter",
+            "Notifications settled per sink: delivered, or failed (refused, or retried past the maximum age).",
+        );
+        for ((sink, outcome), n) in &g.notifications {
+            sample(
+                &mut out,
+                "sluice_notifications_total",
+                &[("sink", sink), ("outcome", outcome)],
+                n,
+            );
+        }
+        header(
+            &mut out,
+            "sluice_notifications_dropped_total",
+            "counter",
+            "Notifications not queued: queue_full (kept in the outbox, offered again), outbox_full (discarded).",
+        );
+        for (reason, n) in &g.notification_drops {
+            sample(
+                &mut out,
+                "sluice_notifications_dropped_total",
+                &[("reason", reason)],
+                n,
+            );
         }
         out
     }

@@ -116,6 +116,10 @@ pub struct RolloutStatus {
     pub abort: Option<AbortInfo>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Notifications still to deliver per sink and the keys already settled (the outbox: see
+    /// docs/notifications.md). Written with the status, so a restart loses none.
+    #[serde(default, skip_serializing_if = "crate::notification::Outbox::is_empty")]
+    pub notifications: crate::notification::Outbox,
 }
 
 /// Counters and last values of the analysis of the current revision.

@@ -335,6 +335,7 @@ pub async fn run(aborts: usize) -> Result<AlertReport, String> {
                 telemetry: &telemetry,
                 load: &load,
                 now: chrono::Utc::now(),
+                notify: None,
             };
             let requeue = tick(&cfg, &cx).await;
             loop_shared.sleep(requeue.unwrap_or(POLL).min(POLL)).await;

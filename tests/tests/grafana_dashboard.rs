@@ -68,6 +68,8 @@ async fn every_dashboard_query_uses_metrics_sluice_exports() {
     );
     telemetry.record_webhook("aborted");
     telemetry.record_command("abort", "api");
+    telemetry.record_notification("ops", "delivered");
+    telemetry.record_notification_drop("queue_full");
     let state = ApiState::new(
         Arc::new(MemoryStore::new()),
         telemetry,

@@ -30,6 +30,8 @@ pub struct Context {
     pub served: Served,
     /// Built-in canary load generators (`spec.load`), counted in `telemetry`.
     pub load: LoadManager,
+    /// Outbound notifications (`--notifications-file`); None: none configured.
+    pub notify: Option<Arc<super::notifications::KubeNotify>>,
 }
 
 impl Context {
@@ -54,6 +56,7 @@ impl Context {
             undecodable: Reported::default(),
             served: Served::default(),
             load: LoadManager::new(telemetry),
+            notify: None,
         }
     }
 
@@ -80,6 +83,11 @@ impl Context {
     pub fn with_telemetry(mut self, telemetry: Telemetry) -> Self {
         self.load = LoadManager::new(telemetry.clone());
         self.telemetry = telemetry;
+        self
+    }
+
+    pub fn with_notify(mut self, notify: Arc<super::notifications::KubeNotify>) -> Self {
+        self.notify = Some(notify);
         self
     }
 

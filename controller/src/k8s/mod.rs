@@ -21,6 +21,7 @@ pub mod hash;
 pub mod jobs;
 pub mod leader;
 pub mod names;
+pub mod notifications;
 pub mod objects;
 pub mod raw;
 pub mod reconcile;

@@ -18,7 +18,7 @@ use super::error::{is_not_found, Error};
 use super::finalizer;
 use super::names::Names;
 use super::routers::router_for;
-use super::status::write_status;
+use super::status::{write_status, write_status_merged};
 use super::workloads::{KubeWorkloads, Workloads};
 use crate::core::{self, Decision, Effect, EventType, Observations};
 use crate::router::TrafficRouter;
@@ -120,7 +120,24 @@ async fn reconcile_inner(rollout: &Rollout, ctx: &Context) -> Result<Action, Err
     if core::conditions::clear_blocked(&mut last.status, now) {
         info!(rollout = %rollout.name_any(), "unblocked: the failing action succeeded");
     }
-    write_status(&api, rollout, &last.status).await?;
+    if let Some(n) = &ctx.notify {
+        let new = last.status.clone();
+        let name = rollout.name_any();
+        let feed = n.feed(&ctx.telemetry);
+        crate::notify::feed::record(
+            &feed,
+            &mut last.status.notifications,
+            &status,
+            &new,
+            &ns,
+            &name,
+            now,
+        );
+    }
+    let (_, written) = write_status_merged(&api, rollout, &last.status).await?;
+    if let Some(n) = &ctx.notify {
+        crate::notify::feed::offer_pending(&n.feed(&ctx.telemetry), &written.notifications);
+    }
     publish(ctx, rollout, events).await;
     ctx.telemetry
         .record_status(&ns, &rollout.name_any(), &last.status);

@@ -64,6 +64,31 @@ pub struct ControllerArgs {
     /// Bearer token Alertmanager sends to the webhook (default: the API token).
     #[arg(long, env = "SLUICE_WEBHOOK_TOKEN", hide_env_values = true)]
     pub webhook_token: Option<String>,
+    /// Static bearer token that may read every rollout but send no command (dashboards on a
+    /// wall screen, watchers without a Kubernetes identity). Kubernetes tokens keep working.
+    #[arg(long, env = "SLUICE_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<String>,
+    /// Outbound notifications: a YAML file with the standalone file's `notifications` section
+    /// (sinks every Rollout notifies; secrets through `urlFile`/`signingKeyFile` from a mounted
+    /// Secret, or `urlEnv`/`signingKeyEnv`). docs/notifications.md.
+    #[arg(long, env = "SLUICE_NOTIFICATIONS_FILE")]
+    pub notifications_file: Option<std::path::PathBuf>,
+}
+
+/// The API's authentication: the static tokens (empty ones ignored), then `authorizer`
+/// (TokenReview + SubjectAccessReview) for every other bearer token.
+pub fn auth_config(
+    args: &ControllerArgs,
+    authorizer: Option<Arc<dyn crate::api::Authorizer>>,
+) -> AuthConfig {
+    let token = |t: &Option<String>| t.clone().filter(|t| !t.is_empty()).map(Secret::new);
+    AuthConfig {
+        webhook_token: token(&args.webhook_token),
+        api_token: token(&args.api_token),
+        read_token: token(&args.read_token),
+        authorizer,
+        insecure_allow_anonymous: false,
+    }
 }
 
 /// Rollouts a changed Deployment concerns: the one targeting it, or the one owning `NAME-primary`.
@@ -295,28 +320,30 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     if served.httproute.is_none() {
         info!("{}", crate::router::gateway::not_served_message());
     }
-    let ctx = Arc::new(
-        Context::new(client.clone())
-            .with_served(served)
-            .with_leader(leader_rx.clone())
-            .with_telemetry(telemetry.clone())
-            .with_analysis(Arc::new(BridgeAnalysis::new(
-                client.clone(),
-                args.prometheus.clone(),
-            ))),
-    );
+    let mut ctx = Context::new(client.clone())
+        .with_served(served)
+        .with_leader(leader_rx.clone())
+        .with_telemetry(telemetry.clone())
+        .with_analysis(Arc::new(BridgeAnalysis::new(
+            client.clone(),
+            args.prometheus.clone(),
+        )));
+    if let Some(path) = &args.notifications_file {
+        let n = super::notifications::start(path, &client, ctx.clock.clone(), &telemetry)
+            .context("notifications")?;
+        info!(file = %path.display(), sinks = n.sinks.len(), "notifications on");
+        ctx = ctx.with_notify(Arc::new(n));
+    }
+    let ctx = Arc::new(ctx);
     let token = CancellationToken::new();
     tokio::spawn(shutdown_signal(token.clone()));
 
-    let auth = AuthConfig {
-        webhook_token: args.webhook_token.clone().map(Secret::new),
-        api_token: args.api_token.clone().map(Secret::new),
-        read_token: None,
-        authorizer: Some(Arc::new(crate::api::kube_auth::KubeAuthorizer::new(
+    let auth = auth_config(
+        &args,
+        Some(Arc::new(crate::api::kube_auth::KubeAuthorizer::new(
             client.clone(),
         ))),
-        insecure_allow_anonymous: false,
-    };
+    );
     let (store, controller) =
         controller(&client, ns, args.concurrency, ctx, leader_rx, token.clone());
     // The API reads from the controller's reflector cache, never polling the API server.

@@ -9,6 +9,7 @@ use tracing::debug;
 
 use super::error::{is_conflict, Error};
 use super::workloads::FIELD_MANAGER;
+use crate::notify::OutboxOps;
 
 /// Attempts before a status write gives up (the reconcile is then retried with backoff).
 pub const STATUS_ATTEMPTS: u32 = 3;
@@ -57,13 +58,27 @@ pub async fn write_status(
     rollout: &Rollout,
     new: &RolloutStatus,
 ) -> Result<bool, Error> {
+    write_status_merged(api, rollout, new)
+        .await
+        .map(|(written, _)| written)
+}
+
+/// As [`write_status`], and returns the status written: after a conflict, entries the
+/// notification worker settled meanwhile stay settled (`Outbox::merge_settled`), so a stale
+/// copy never puts them back as pending.
+pub async fn write_status_merged(
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    new: &RolloutStatus,
+) -> Result<(bool, RolloutStatus), Error> {
     let name = rollout.metadata.name.clone().unwrap_or_default();
     let mut base_status = rollout.status.clone();
     let mut rv = rollout.metadata.resource_version.clone();
-    let new_v = status_value(Some(new))?;
+    let mut new = new.clone();
     for attempt in 1..=STATUS_ATTEMPTS {
+        let new_v = status_value(Some(&new))?;
         let Some(diff) = merge_diff(&status_value(base_status.as_ref())?, &new_v) else {
-            return Ok(false);
+            return Ok((false, new));
         };
         let patch = serde_json::json!({
             "metadata": {"resourceVersion": rv},
@@ -74,10 +89,13 @@ pub async fn write_status(
             ..PatchParams::default()
         };
         match api.patch_status(&name, &pp, &Patch::Merge(&patch)).await {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok((true, new)),
             Err(e) if is_conflict(&e) => {
                 debug!(attempt, "status write conflicted; re-reading");
                 let fresh = api.get_status(&name).await?;
+                if let Some(f) = &fresh.status {
+                    new.notifications.merge_settled(&f.notifications);
+                }
                 base_status = fresh.status;
                 rv = fresh.metadata.resource_version;
             }

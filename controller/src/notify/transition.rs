@@ -1,32 +1,8 @@
 //! Transitions between two statuses of one rollout, as notifications would announce them.
 //! Pure: no I/O, no clock.
 
+pub use sluice_crds::TransitionKind;
 use sluice_crds::{Phase, RolloutStatus};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransitionKind {
-    Started,
-    Step,
-    Paused,
-    AnalysisFailed,
-    RolledBack,
-    Promoted,
-    Reverted,
-}
-
-impl TransitionKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            TransitionKind::Started => "started",
-            TransitionKind::Step => "step",
-            TransitionKind::Paused => "paused",
-            TransitionKind::AnalysisFailed => "analysisFailed",
-            TransitionKind::RolledBack => "rolledBack",
-            TransitionKind::Promoted => "promoted",
-            TransitionKind::Reverted => "reverted",
-        }
-    }
-}
 
 /// One transition and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! `sluice run --check -f FILE`: everything a start would trip over, listed at once — the file
 //! (strict fields, built-in names, validation), each rollout's Prometheus (a query of
 //! `vector(1)`), its NGINX (`nginx -t`, and `nginx -T` showing the upstream file is really
-//! included) or the Traefik file's directory.
+//! included) or the Traefik file's directory, and that each notification sink's secrets can
+//! be read.
 
 use std::path::Path;
 
@@ -116,6 +117,45 @@ pub async fn check(path: &Path) -> CheckReport {
             );
         }
         check_router(r, &mut report).await;
+        // Secrets readable and the sink buildable; nothing is sent (a check must not post to
+        // a team's channel).
+        let base = super::config::base_dir(path);
+        for sink in cfg.notifications.sinks.iter().chain(&r.notifications) {
+            report.result(
+                format!("rollout {}: notification sink {}", r.name, sink.name),
+                sink.resolve(&base).map(|_| ()),
+            );
+        }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn unreadable_sink_secrets_are_listed() {
+        let example = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/standalone/rollouts.yaml");
+        let text = std::fs::read_to_string(example).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("hook-url"), "http://127.0.0.1:9/h\n").unwrap();
+        let sinks = "notifications:\n  sinks:\n    - { name: good, kind: webhook, urlFile: hook-url }\n    - { name: gone, kind: slack, urlFile: missing }\n";
+        let file = dir.path().join("rollouts.yaml");
+        std::fs::write(&file, format!("{sinks}{text}")).unwrap();
+        let report = super::check(&file).await;
+        assert!(
+            report
+                .ok
+                .iter()
+                .any(|l| l == "rollout web: notification sink good"),
+            "{report:?}"
+        );
+        let gone: Vec<_> = report
+            .problems
+            .iter()
+            .filter(|p| p.contains("notification sink gone"))
+            .collect();
+        assert_eq!(gone.len(), 1, "{report:?}");
+        assert!(gone[0].contains("cannot read URL file"), "{gone:?}");
+    }
 }

@@ -45,6 +45,14 @@ pub struct StandaloneConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub templates: Vec<TemplateConfig>,
     pub rollouts: Vec<RolloutConfig>,
+    /// Outbound notifications: settings and the sinks every rollout notifies
+    /// (docs/notifications.md).
+    #[serde(default, skip_serializing_if = "is_default_notifications")]
+    pub notifications: crate::notify::config::NotificationsConfig,
+}
+
+fn is_default_notifications(n: &crate::notify::config::NotificationsConfig) -> bool {
+    *n == Default::default()
 }
 
 /// An AnalysisTemplate without Kubernetes metadata (`name`, `args`, `metrics`). The fields are
@@ -160,6 +168,9 @@ pub struct RolloutConfig {
     /// Programs run at every analysis run, judged by exit status (docs/checks.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command_checks: Vec<crate::checks::command::CommandCheck>,
+    /// This rollout's own notification sinks, besides the global ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<crate::notify::config::SinkConfig>,
 }
 
 fn default_deadline() -> i64 {
@@ -399,6 +410,17 @@ impl StandaloneConfig {
                 message,
             });
         }
+        let global_sinks = &cfg.notifications.sinks;
+        let mut sink_problems: Vec<String> =
+            global_sinks.iter().flat_map(|s| s.problems()).collect();
+        sink_problems.extend(crate::notify::config::check_sinks(global_sinks, &[]));
+        if !sink_problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                name: "notifications".to_string(),
+                message: sink_problems.join("; "),
+            });
+        }
         let base = base_dir(path);
         let names: Vec<String> = cfg.templates.iter().map(|t| t.name.clone()).collect();
         let mut seen = std::collections::BTreeSet::new();
@@ -409,6 +431,10 @@ impl StandaloneConfig {
                 message,
             };
             r.check(&names).map_err(invalid)?;
+            let sinks = crate::notify::config::check_sinks(global_sinks, &r.notifications);
+            if !sinks.is_empty() {
+                return Err(invalid(sinks.join("; ")));
+            }
             if !seen.insert(r.name.clone()) {
                 return Err(invalid("duplicate rollout name".into()));
             }

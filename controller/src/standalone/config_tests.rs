@@ -1,6 +1,7 @@
 //! Tests of the standalone rollouts file: strict fields, built-in names, paths.
 
 use super::*;
+use crate::notify::TransitionKind;
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/standalone/rollouts.yaml")
@@ -306,4 +307,33 @@ fn gates_parse_in_the_file_and_secret_refs_are_refused_standalone() {
         e.to_string().contains("gates.confirmPromotion.onDeadlin"),
         "{e}"
     );
+}
+
+#[test]
+fn notification_sinks_are_checked_at_load() {
+    let text = std::fs::read_to_string(example()).unwrap();
+    let p = Path::new("/tmp/r.yaml");
+    let global = |sinks: &str| format!("notifications:\n  sinks:\n{sinks}{text}");
+    let ok = global(
+        "    - { name: ops, kind: webhook, urlEnv: OPS_URL, signingKeyFile: k, on: [promoted] }\n",
+    );
+    let cfg = StandaloneConfig::parse(&ok, p).unwrap();
+    assert_eq!(cfg.notifications.sinks[0].on, [TransitionKind::Promoted]);
+    let typo = global("    - { name: ops, kind: webhook, url: http://h, onn: [promoted] }\n");
+    let e = StandaloneConfig::parse(&typo, p).unwrap_err();
+    assert!(e.to_string().contains("notifications.sinks[0].onn"), "{e}");
+    let kind = global("    - { name: ops, kind: email, url: http://h }\n");
+    assert!(StandaloneConfig::parse(&kind, p).is_err());
+    let event = global("    - { name: ops, kind: slack, url: http://h, on: [exploded] }\n");
+    assert!(StandaloneConfig::parse(&event, p).is_err());
+    let two = global("    - { name: ops, kind: slack, url: http://h, urlEnv: X }\n");
+    let e = StandaloneConfig::parse(&two, p).unwrap_err().to_string();
+    assert!(e.contains("exactly one of url, urlFile, urlEnv"), "{e}");
+    // A rollout's own sink may not reuse a global sink's name.
+    let dup = ok.replace(
+        "    queryWindow: 10s\n",
+        "    queryWindow: 10s\n    notifications:\n      - { name: ops, kind: teams, url: http://t }\n",
+    );
+    let e = StandaloneConfig::parse(&dup, p).unwrap_err().to_string();
+    assert!(e.contains("web") && e.contains("defined twice"), "{e}");
 }

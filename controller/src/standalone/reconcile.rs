@@ -27,6 +27,8 @@ pub struct TickContext<'a> {
     /// Built-in load generators (`load` in the file).
     pub load: &'a crate::load::LoadManager,
     pub now: DateTime<Utc>,
+    /// Outbound notifications of this rollout (None: none configured).
+    pub notify: Option<crate::notify::Feed<'a>>,
 }
 
 /// Which built-in flavour the rollout's router implies.
@@ -282,6 +284,7 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
     let spec = cfg.rollout_spec();
     let mut st = cx.shared.rollout_state(&cfg.name);
     let seen_command = st.command.clone();
+    let old_status = st.status.clone();
     let (obs, canary_error) = observe(cfg, &st, cx.router).await;
     let first = core::step(&spec, &st.status, &obs, cx.now);
     let mut last = first.clone();
@@ -361,11 +364,29 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
             );
         }
     }
-    if let Err(e) = cx
+    if let Some(feed) = &cx.notify {
+        let (old, new) = (&old_status, &st.status.clone());
+        crate::notify::feed::record(
+            feed,
+            &mut st.notifications,
+            old,
+            new,
+            NAMESPACE,
+            &cfg.name,
+            cx.now,
+        );
+    }
+    match cx
         .shared
         .save_rollout(&cfg.name, st.clone(), seen_command.as_ref())
     {
-        tracing::error!(rollout = %cfg.name, error = %e, "cannot persist state");
+        Ok(()) => {
+            if let Some(feed) = &cx.notify {
+                let saved = cx.shared.rollout_state(&cfg.name);
+                crate::notify::feed::offer_pending(feed, &saved.notifications);
+            }
+        }
+        Err(e) => tracing::error!(rollout = %cfg.name, error = %e, "cannot persist state"),
     }
     cx.telemetry.record_status(NAMESPACE, &cfg.name, &st.status);
     cx.load.apply(

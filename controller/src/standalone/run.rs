@@ -19,6 +19,8 @@ use super::state::StateFile;
 use super::store::Shared;
 use crate::api::{self, ApiState, AuthConfig, Secret};
 use crate::clock::{Clock, SystemClock};
+use crate::notify::config::{SinkConfig, DEFAULT_QUEUE_CAPACITY};
+use crate::notify::{Feed, Notifier, Sink};
 use crate::router::nginx_file::NginxFileRouter;
 use crate::router::traefik_file::TraefikFileRouter;
 use crate::router::TrafficRouter;
@@ -68,6 +70,10 @@ impl MetricsSource for NoPrometheus {
 /// A rollout's live objects, rebuilt when its config changes.
 struct Runtime {
     cfg: RolloutConfig,
+    /// Global sinks and the rollout's own, secrets read.
+    sinks: Vec<Sink>,
+    /// The file's global sinks these were built from (a change rebuilds the runtime).
+    global_sinks: Vec<SinkConfig>,
     router: Arc<dyn TrafficRouter>,
     metrics: Arc<dyn MetricsSource>,
     due: Instant,
@@ -114,19 +120,37 @@ pub(crate) fn build_metrics(
     Ok(Arc::new(client))
 }
 
+fn resolve_sinks(
+    cfg: &RolloutConfig,
+    config: &StandaloneConfig,
+    base: &Path,
+) -> anyhow::Result<Vec<Sink>> {
+    let all = config.notifications.sinks.iter().chain(&cfg.notifications);
+    all.map(|s| s.resolve(base).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .with_context(|| format!("rollout {}", cfg.name))
+}
+
 fn sync_runtimes(
     runtimes: &mut BTreeMap<String, Runtime>,
     config: &StandaloneConfig,
+    base: &Path,
 ) -> anyhow::Result<()> {
     let mut next = BTreeMap::new();
+    let global_changed = runtimes
+        .values()
+        .next()
+        .is_some_and(|rt| rt.global_sinks != config.notifications.sinks);
     for cfg in &config.rollouts {
         match runtimes.remove(&cfg.name) {
-            Some(rt) if rt.cfg == *cfg => {
+            Some(rt) if rt.cfg == *cfg && !global_changed => {
                 next.insert(cfg.name.clone(), rt);
             }
             old => {
                 let rt = Runtime {
                     cfg: cfg.clone(),
+                    sinks: resolve_sinks(cfg, config, base)?,
+                    global_sinks: config.notifications.sinks.clone(),
                     router: build_router(cfg)?,
                     metrics: build_metrics(cfg, config.prometheus.as_deref())?,
                     due: old.map(|o| o.due).unwrap_or_else(Instant::now),
@@ -252,7 +276,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shared = Shared::new(config.clone(), state, state_file).with_file(args.file.clone());
     let telemetry = Telemetry::global();
     let mut runtimes = BTreeMap::new();
-    sync_runtimes(&mut runtimes, &shared.effective_config())?;
+    let base = super::config::base_dir(&args.file);
+    sync_runtimes(&mut runtimes, &shared.effective_config(), &base)?;
+    // The worker settles deliveries in the state file; queue and retry settings are read once.
+    let notifier = Notifier::start(
+        config
+            .notifications
+            .queue_capacity
+            .unwrap_or(DEFAULT_QUEUE_CAPACITY),
+        config.notifications.retry.policy(),
+        Arc::new(shared.clone()),
+        Arc::new(SystemClock),
+        telemetry.clone(),
+    )
+    .context("cannot start the notification worker")?;
     let load = crate::load::LoadManager::new(telemetry.clone());
 
     let token = CancellationToken::new();
@@ -282,7 +319,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             templates = cfg.analysis_templates();
         }
         // The file plus `set-version` overrides; a changed rollout gets new router/metrics.
-        if let Err(e) = sync_runtimes(&mut runtimes, &shared.effective_config()) {
+        let effective = shared.effective_config();
+        if let Err(e) = sync_runtimes(&mut runtimes, &effective, &base) {
             warn!(error = %format!("{e:#}"), "cannot apply the rollouts file");
         }
         load.retain(&runtimes.keys().cloned().collect::<Vec<_>>());
@@ -298,6 +336,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 telemetry: &telemetry,
                 load: &load,
                 now,
+                notify: Some(Feed {
+                    notifier: &notifier,
+                    sinks: &rt.sinks,
+                    dashboard_url: effective.notifications.dashboard_url.as_deref(),
+                    telemetry: &telemetry,
+                }),
             };
             let cfg = rt.cfg.clone();
             async move {

@@ -32,6 +32,10 @@ pub struct RolloutState {
     /// `canary.version` changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_override: Option<VersionOverride>,
+    /// Notifications still to deliver and the keys already settled (notify::outbox), written
+    /// with the status so that a kill between the write and the delivery loses nothing.
+    #[serde(default, skip_serializing_if = "crate::notify::Outbox::is_empty")]
+    pub notifications: crate::notify::Outbox,
 }
 
 /// What `sluice set-version` recorded.

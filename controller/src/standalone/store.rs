@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::config::{check_address, check_version, RolloutConfig, StandaloneConfig, NAMESPACE};
 use super::state::{RolloutState, StateError, StateFile, VersionOverride};
+use crate::notify::OutboxOps;
 use crate::store::{RolloutStore, StoreError, VersionChange};
 
 struct Inner {
@@ -113,11 +114,34 @@ impl Shared {
             if cur.command.as_ref() != seen_command {
                 st.command = cur.command.clone();
             }
+            // The delivery worker settles entries between this tick's read and this write.
+            st.notifications.merge_settled(&cur.notifications);
+            st.notifications
+                .trim(crate::notify::feed::key_revision(&st.status));
         }
         if g.state.rollouts.get(name) == Some(&st) {
             return Ok(());
         }
         g.state.rollouts.insert(name.to_string(), st);
+        g.state.save(&self.state_path)
+    }
+
+    /// Record how a notification's delivery ended (the worker's write to the state file).
+    pub fn settle_notification(
+        &self,
+        name: &str,
+        sink: &str,
+        key: &str,
+        outcome: crate::notify::Outcome,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StateError> {
+        let mut g = self.lock();
+        let Some(st) = g.state.rollouts.get_mut(name) else {
+            return Ok(());
+        };
+        if !st.notifications.settle(sink, key, outcome, at) {
+            return Ok(());
+        }
         g.state.save(&self.state_path)
     }
 
@@ -171,6 +195,23 @@ impl Shared {
     /// The RolloutStore view of this shared state.
     pub fn store(&self) -> StandaloneStore {
         StandaloneStore(self.clone())
+    }
+}
+
+/// The notification worker settles entries in the state file.
+impl crate::notify::OutboxStore for Shared {
+    fn settle<'a>(
+        &'a self,
+        _namespace: &'a str,
+        rollout: &'a str,
+        sink: &'a str,
+        key: &'a str,
+        outcome: crate::notify::Outcome,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let r = self
+            .settle_notification(rollout, sink, key, outcome, chrono::Utc::now())
+            .map_err(|e| e.to_string());
+        Box::pin(async move { r })
     }
 }
 

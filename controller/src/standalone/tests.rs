@@ -149,6 +149,7 @@ impl World {
                 telemetry: &telemetry,
                 load: &load,
                 now: self.now,
+                notify: None,
             };
             tick(&cfg, &cx).await;
             self.now += ChronoDuration::seconds(11);
