@@ -33,6 +33,27 @@ pub struct NotificationsConfig {
     pub sinks: Vec<SinkConfig>,
 }
 
+impl NotificationsConfig {
+    pub fn is_default(&self) -> bool {
+        *self == NotificationsConfig::default()
+    }
+
+    /// The global sinks' problems, all at once.
+    pub fn check(&self) -> Result<(), String> {
+        let mut problems: Vec<String> = self.sinks.iter().flat_map(|s| s.problems()).collect();
+        problems.extend(sink_problems(&self.sinks, &[]));
+        join(problems)
+    }
+}
+
+fn join(problems: Vec<String>) -> Result<(), String> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 /// `notifications.retry` (read at start).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -217,11 +238,8 @@ pub fn load_file(path: &Path) -> Result<(NotificationsConfig, Vec<Sink>), String
     }
     let cfg =
         parsed.map_err(|e| format!("{} is not a valid notifications file: {e}", path.display()))?;
-    let mut problems: Vec<String> = cfg.sinks.iter().flat_map(|s| s.problems()).collect();
-    problems.extend(check_sinks(&cfg.sinks, &[]));
-    if !problems.is_empty() {
-        return Err(format!("{}: {}", path.display(), problems.join("; ")));
-    }
+    cfg.check()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let sinks = cfg
         .sinks
@@ -231,8 +249,13 @@ pub fn load_file(path: &Path) -> Result<(NotificationsConfig, Vec<Sink>), String
     Ok((cfg, sinks))
 }
 
-/// The sinks of one rollout: the global ones, then its own (names must not repeat).
-pub fn check_sinks(global: &[SinkConfig], own: &[SinkConfig]) -> Vec<String> {
+/// The sinks of one rollout: the global ones (checked by [`NotificationsConfig::check`]), then
+/// its own (names must not repeat).
+pub fn check_sinks(global: &[SinkConfig], own: &[SinkConfig]) -> Result<(), String> {
+    join(sink_problems(global, own))
+}
+
+fn sink_problems(global: &[SinkConfig], own: &[SinkConfig]) -> Vec<String> {
     let mut out: Vec<String> = own.iter().flat_map(|s| s.problems()).collect();
     let mut seen = std::collections::BTreeSet::new();
     for s in global.iter().chain(own) {
@@ -271,8 +294,8 @@ mod tests {
         assert!(p.contains("webhook only"), "{p}");
         let d = format!("{s:?}");
         assert!(!d.contains("127.0.0.1") && !d.contains("kkkk"), "{d}");
-        let dup = check_sinks(&[sink("a")], &[sink("a")]);
-        assert!(dup[0].contains("defined twice"), "{dup:?}");
+        let dup = check_sinks(&[sink("a")], &[sink("a")]).unwrap_err();
+        assert!(dup.contains("defined twice"), "{dup}");
     }
 
     #[test]

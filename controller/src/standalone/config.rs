@@ -11,6 +11,7 @@ use sluice_crds::{
     NginxRouter, RolloutSpec, RouterSpec, ServiceSpec, Strategy, TargetRef, TraefikRouter,
 };
 
+use crate::notify::config::{check_sinks, NotificationsConfig};
 use crate::router::nginx_file::NginxFileSpec;
 use crate::router::traefik_file::TraefikFileSpec;
 
@@ -47,12 +48,8 @@ pub struct StandaloneConfig {
     pub rollouts: Vec<RolloutConfig>,
     /// Outbound notifications: settings and the sinks every rollout notifies
     /// (docs/notifications.md).
-    #[serde(default, skip_serializing_if = "is_default_notifications")]
-    pub notifications: crate::notify::config::NotificationsConfig,
-}
-
-fn is_default_notifications(n: &crate::notify::config::NotificationsConfig) -> bool {
-    *n == Default::default()
+    #[serde(default, skip_serializing_if = "NotificationsConfig::is_default")]
+    pub notifications: NotificationsConfig,
 }
 
 /// An AnalysisTemplate without Kubernetes metadata (`name`, `args`, `metrics`). The fields are
@@ -411,16 +408,13 @@ impl StandaloneConfig {
             });
         }
         let global_sinks = &cfg.notifications.sinks;
-        let mut sink_problems: Vec<String> =
-            global_sinks.iter().flat_map(|s| s.problems()).collect();
-        sink_problems.extend(crate::notify::config::check_sinks(global_sinks, &[]));
-        if !sink_problems.is_empty() {
-            return Err(ConfigError::Invalid {
+        cfg.notifications
+            .check()
+            .map_err(|message| ConfigError::Invalid {
                 path: path.to_path_buf(),
                 name: "notifications".to_string(),
-                message: sink_problems.join("; "),
-            });
-        }
+                message,
+            })?;
         let base = base_dir(path);
         let names: Vec<String> = cfg.templates.iter().map(|t| t.name.clone()).collect();
         let mut seen = std::collections::BTreeSet::new();
@@ -431,10 +425,7 @@ impl StandaloneConfig {
                 message,
             };
             r.check(&names).map_err(invalid)?;
-            let sinks = crate::notify::config::check_sinks(global_sinks, &r.notifications);
-            if !sinks.is_empty() {
-                return Err(invalid(sinks.join("; ")));
-            }
+            check_sinks(global_sinks, &r.notifications).map_err(invalid)?;
             if !seen.insert(r.name.clone()) {
                 return Err(invalid("duplicate rollout name".into()));
             }
