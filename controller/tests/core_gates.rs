@@ -201,6 +201,8 @@ fn a_deadline_fails_the_rollout_with_the_gates_reason() {
         tl.final_status.condition("Aborted").unwrap().reason,
         "GateDeadline"
     );
+    // No gate holds a rollback: Gated is False once it started.
+    assert_eq!(tl.final_status.condition("Gated").unwrap().status, "False");
 }
 
 #[test]

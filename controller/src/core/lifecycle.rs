@@ -61,8 +61,11 @@ pub(crate) fn start(cx: &mut Ctx, revision: &str, reason: &str) {
     cx.st.current_step = 0;
     cx.st.canary_weight = 0;
     cx.st.analysis = AnalysisStatus::default();
-    // Gate records belong to the revision they were asked for.
+    // Gate records (and their conditions) belong to the revision they were asked for.
     cx.st.gates.clear();
+    cx.st
+        .conditions
+        .retain(|c| c.type_ != gates::GATED && c.type_ != gates::POST_ROLLOUT);
     cx.st.abort = None;
     cx.st.promotion_started_at = None;
     cx.st.promotion_reason = None;

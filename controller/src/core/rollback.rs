@@ -37,6 +37,11 @@ pub(crate) fn start(
     let msg = format!("rolling back revision {rev} ({source}): {reason}");
     cx.st
         .set_condition(cond::PROGRESSING, true, "RollingBack", &msg, cx.now);
+    if cond::is_true(&cx.st, gates::GATED) {
+        // No gate holds a rollback.
+        cx.st
+            .set_condition(gates::GATED, false, "RollingBack", &msg, cx.now);
+    }
     cx.message(msg.clone());
     cx.event(EventType::Warning, "RolloutAborted", msg);
     // After the weight went to 0 in this decision: the shell runs effects in order.
