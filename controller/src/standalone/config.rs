@@ -11,6 +11,8 @@ use sluice_crds::{
     NginxRouter, RolloutSpec, RouterSpec, ServiceSpec, Strategy, TargetRef, TraefikRouter,
 };
 
+pub use super::metric_checks::builtin_names;
+use super::metric_checks::{check_builtin, check_placeholders, check_templates};
 use crate::notify::config::{check_sinks, NotificationsConfig};
 use crate::router::nginx_file::NginxFileSpec;
 use crate::router::traefik_file::TraefikFileSpec;
@@ -491,110 +493,6 @@ fn field_path(p: &serde_ignored::Path<'_>) -> String {
             field_path(parent)
         }
     }
-}
-
-/// Built-in metric names (as the analysis bridge parses them) and duplicate template names.
-fn check_templates(templates: &[TemplateConfig]) -> Result<(), String> {
-    let mut problems = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for t in templates {
-        if !seen.insert(t.name.as_str()) {
-            problems.push(format!("template {:?} is defined twice", t.name));
-        }
-        for m in &t.metrics {
-            let args: Vec<&str> = t.args.iter().map(|a| a.name.as_str()).collect();
-            if let Err(e) = check_builtin(m).and_then(|_| check_placeholders(m, &args)) {
-                problems.push(format!("template {:?}: metric {:?}: {e}", t.name, m.name));
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
-/// A `builtin:` name must be one the analysis knows (`nginx-success-rate`, …) and usable as
-/// written; the bridge's own parser and translation decide, so a typo or a `load-` comparison
-/// is refused at load instead of failing the first analysis.
-fn check_builtin(m: &sluice_crds::MetricSpec) -> Result<(), String> {
-    let Some(name) = &m.builtin else {
-        return Ok(());
-    };
-    crate::analysis_bridge::parse_builtin(name, sluice_analysis::Provider::NginxMtail)
-        .map_err(|e| format!("{e}; known: {}", builtin_names().join(", ")))?;
-    // A known name can still be unusable as written (no threshold, a `load-` comparison):
-    // the bridge's own translation decides that too.
-    crate::analysis_bridge::to_check(m, sluice_analysis::Provider::NginxMtail).map(|_| ())
-}
-
-/// A query template may use only the step variables, its own `args` and (in a template) the
-/// template's arguments: an unknown `{{name}}` would fail every analysis run, so it is refused
-/// at load, as the analysis crate's renderer would refuse it.
-fn check_placeholders(m: &sluice_crds::MetricSpec, template_args: &[&str]) -> Result<(), String> {
-    let mut templates: Vec<(String, &str)> = Vec::new();
-    if let Some(q) = &m.query {
-        templates.push(("query".into(), q));
-    }
-    if let Some(w) = &m.web {
-        templates.push(("web.url".into(), &w.url));
-        if let Some(b) = &w.body {
-            templates.push(("web.body".into(), b));
-        }
-        for (k, v) in &w.headers {
-            templates.push((format!("web.headers.{k}"), v));
-        }
-    }
-    for (what, t) in templates {
-        check_template(m, &what, t, template_args)?;
-    }
-    Ok(())
-}
-
-fn check_template(
-    m: &sluice_crds::MetricSpec,
-    what: &str,
-    q: &str,
-    template_args: &[&str],
-) -> Result<(), String> {
-    let known = crate::analysis_bridge::StepVars::default().to_variables();
-    let names = sluice_analysis::template::placeholders(q).map_err(|e| format!("{what}: {e}"))?;
-    let unknown: Vec<String> = names
-        .into_iter()
-        .filter(|n| {
-            !known.contains_key(n)
-                && !m.args.contains_key(n)
-                && !template_args.contains(&n.as_str())
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        let mut vars: Vec<&str> = known.keys().map(String::as_str).collect();
-        vars.extend(m.args.keys().map(String::as_str));
-        vars.extend(template_args);
-        Err(format!(
-            "{what} uses unknown variable(s) {}; known: {}",
-            unknown.join(", "),
-            vars.join(", ")
-        ))
-    }
-}
-
-/// Every built-in name a standalone file may use: the analysis crate's own names and the
-/// `nginx-` / `traefik-` families.
-pub fn builtin_names() -> Vec<String> {
-    let mut v: Vec<String> = sluice_analysis::BuiltinMetric::ALL
-        .iter()
-        .map(|m| m.name().to_string())
-        .collect();
-    for family in crate::analysis_bridge::FAMILIES {
-        for (rest, _) in crate::analysis_bridge::FAMILY_METRICS {
-            v.push(format!("{family}-{rest}"));
-        }
-    }
-    v
 }
 
 fn resolve_paths(router: &mut RouterConfig, base: &Path) {

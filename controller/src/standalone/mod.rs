@@ -9,6 +9,7 @@
 pub mod atomic;
 pub mod check;
 pub mod config;
+pub mod metric_checks;
 pub mod reconcile;
 pub mod run;
 pub mod state;
