@@ -57,6 +57,7 @@ fn everything_on() -> Value {
         "apiToken": {"existingSecret": "sluice-api-token"},
         "webhookToken": {"existingSecret": "sluice-webhook-token", "key": "am"},
         "extraArgs": ["--concurrency=8"],
+        "notifications": {"existingSecret": "sluice-notifications"},
         "watchNamespace": "shop",
         "serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "kps"}},
         "podSecurityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000,
@@ -148,9 +149,20 @@ fn chart_values_reach_the_pod() {
             "--leader-election",
             "--json-logs",
             "--namespace=shop",
+            "--notifications-file=/etc/sluice/notifications/notifications.yaml",
             "--concurrency=8"
         ]
     );
+    assert_eq!(
+        c["volumeMounts"][0],
+        json!({"name": "notifications", "mountPath": "/etc/sluice/notifications", "readOnly": true})
+    );
+    let volumes = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .and_then(|d| d.pointer("/spec/template/spec/volumes/0/secret/secretName"))
+        .cloned();
+    assert_eq!(volumes, Some(json!("sluice-notifications")));
     let env = |name: &str| {
         c["env"]
             .as_array()
