@@ -397,3 +397,55 @@ fn generator_reaches_every_phase() {
         );
     }
 }
+
+/// A case the property found (blue/green, a canary lost and back within the grace while an
+/// analysis run passed): kept as a fixed regression.
+#[test]
+fn lost_and_back_within_the_grace() {
+    let base = Op {
+        advance: 0,
+        new_target: None,
+        target_ready: false,
+        primary_ready: false,
+        router_glitch: None,
+        apply_effects: false,
+        analysis: None,
+        command: None,
+        toggle_paused: false,
+    };
+    let ops = vec![
+        Op {
+            apply_effects: true,
+            ..base.clone()
+        },
+        Op {
+            primary_ready: true,
+            ..base.clone()
+        },
+        Op {
+            new_target: Some(1),
+            ..base.clone()
+        },
+        base.clone(),
+        Op {
+            target_ready: true,
+            ..base.clone()
+        },
+        Op {
+            router_glitch: Some(Some(1)),
+            analysis: Some((vec![0], false)),
+            ..base.clone()
+        },
+        Op {
+            target_ready: true,
+            apply_effects: true,
+            ..base.clone()
+        },
+        base.clone(),
+        Op {
+            target_ready: true,
+            ..base.clone()
+        },
+    ];
+    drive(4, 0, false, ops);
+}

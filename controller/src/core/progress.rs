@@ -31,6 +31,10 @@ pub(crate) fn tick(cx: &mut Ctx) {
             if analysis_gate::absorb(cx) == Absorbed::Aborted {
                 return;
             }
+            // Only its failures: a run that passed while the canary had no ready pod says
+            // nothing about it serving, so it never counts towards the step (also when the
+            // recovery is interrupted and `recovered` never resets the count).
+            cx.st.analysis.consecutive_passes = 0;
             if !holds::apply(cx) {
                 cx.st.phase = Phase::Progressing;
             }
