@@ -1,3 +1,6 @@
+//! Tests of the per-route comparison (`stats::routes`): slots, alpha split, verdicts checked
+//! against the binomial likelihood computed directly, and a seeded false-rollback simulation.
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
