@@ -10,6 +10,7 @@ pub mod promql;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod simulate;
 pub mod sluice;
 pub mod summary;
 pub mod svg;

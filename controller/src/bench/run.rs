@@ -16,6 +16,11 @@ pub enum PolicyKind {
     Flagger(FlaggerConfig),
     Argo(ArgoConfig),
     Sluice(SluiceConfig),
+    /// A user's own Rollout spec (`sluice simulate`), with its analysis interval in seconds.
+    Spec {
+        spec: Box<sluice_crds::RolloutSpec>,
+        interval: u64,
+    },
 }
 
 /// A named policy.
@@ -32,6 +37,13 @@ impl PolicySpec {
             PolicyKind::Flagger(c) => Box::new(Flagger::new(*c)),
             PolicyKind::Argo(c) => Box::new(Argo::new(c.clone())),
             PolicyKind::Sluice(c) => Box::new(Sluice::new(c, scenario, seed)),
+            PolicyKind::Spec { spec, interval } => Box::new(Sluice::with_spec(
+                (**spec).clone(),
+                *interval,
+                SluiceConfig::default().canary_ready_after,
+                scenario,
+                seed,
+            )),
         }
     }
 }

@@ -305,7 +305,26 @@ fn at(t0: DateTime<Utc>, secs: u64) -> DateTime<Utc> {
 impl Sluice {
     pub fn new(cfg: &SluiceConfig, scenario: &Scenario, seed: u64) -> Self {
         let cfg = cfg.for_scenario(scenario);
-        let spec = cfg.rollout_spec();
+        Self::with_spec(
+            cfg.rollout_spec(),
+            cfg.interval,
+            cfg.canary_ready_after,
+            scenario,
+            seed,
+        )
+    }
+
+    /// A rollout of `spec` (a user's own, for `sluice simulate`): `interval` is its analysis
+    /// interval in seconds (the longest the simulator sleeps), `ready_after` how long a new
+    /// Deployment takes to be ready.
+    pub fn with_spec(
+        spec: RolloutSpec,
+        interval: u64,
+        ready_after: u64,
+        scenario: &Scenario,
+        seed: u64,
+    ) -> Self {
+        let interval = interval.max(1);
         let prom = Arc::new(SimPrometheus::new());
         let oracle = ProductOracle {
             prom: prom.clone(),
@@ -315,16 +334,16 @@ impl Sluice {
                 name: "app".into(),
                 primary: "app-primary".into(),
                 canary: "app-canary".into(),
-                interval: format!("{}s", cfg.interval),
+                interval: format!("{interval}s"),
                 ingress: INGRESS.into(),
                 service: "app".into(),
                 port: "80".into(),
             },
         };
         let sim_cfg = SimConfig {
-            canary_ready_delay: Duration::from_secs(cfg.canary_ready_after),
-            primary_ready_delay: Duration::from_secs(cfg.canary_ready_after),
-            max_tick: Duration::from_secs(cfg.interval),
+            canary_ready_delay: Duration::from_secs(ready_after),
+            primary_ready_delay: Duration::from_secs(ready_after),
+            max_tick: Duration::from_secs(interval),
             ..SimConfig::default()
         };
         let mut sim = Simulator::new(spec, sim_cfg).with_oracle(oracle);
@@ -358,7 +377,7 @@ impl Sluice {
             killed: false,
             t0,
             next_wake: 0,
-            max_tick: cfg.interval,
+            max_tick: interval,
             entries: Vec::new(),
         }
     }

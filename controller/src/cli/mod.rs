@@ -38,6 +38,9 @@ pub enum Cmd {
     Run(crate::standalone::RunArgs),
     /// Run the seeded rollout benchmark (Sluice vs Flagger/Argo default policies).
     Bench(crate::bench::BenchArgs),
+    /// Run your own Rollout spec through the benchmark engine: promotion and rollback rates,
+    /// times and canary requests on simulated traffic.
+    Simulate(crate::bench::simulate::SimulateArgs),
     /// Print the CustomResourceDefinitions as YAML.
     Crds,
     /// Show a rollout (or all rollouts without NAME).
@@ -246,6 +249,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Controller(args) => crate::k8s::run(args).await.map(|()| 0),
         Cmd::Run(args) => crate::standalone::run(args).await.map(|()| 0),
         Cmd::Bench(args) => crate::bench::run(args).await.map(|()| 0),
+        Cmd::Simulate(args) => crate::bench::simulate::run(args).await.map(|()| 0),
         Cmd::Crds => {
             let yaml = sluice_crds::crd::all_crds_yaml().context("generating CRD YAML")?;
             print!("{yaml}");
