@@ -136,11 +136,13 @@ async fn a_canary_without_user_traffic_is_promoted_on_its_load() {
     let canary = served(&bed.canary.url()).await;
     assert!(sent >= 20, "load requests {sent}");
     // Every answered load request reached the canary and nothing else did (the stable backend
-    // got none: the load goes only to the canary's address).
+    // got none: the load goes only to the canary's address). The canary may have served up to
+    // `concurrency` (default 8) more: requests in flight when the load stopped are dropped by
+    // Sluice uncounted, though the canary may still have answered them.
     assert_eq!(served(&bed.stable.url()).await, 0);
     assert!(
-        canary <= sent && canary + 10 >= sent,
-        "canary served {canary} of {sent}"
+        sent <= canary && canary <= sent + 8,
+        "canary served {canary}, Sluice counted {sent}"
     );
     assert_load_stopped(&bed).await;
 }
