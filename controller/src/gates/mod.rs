@@ -215,6 +215,51 @@ pub async fn ask(gate: &Gate, cx: &AskContext<'_>, headers: &dyn HeaderValues) -
     }
 }
 
+/// Ask every gate an `AskGate` effect in `asks` names (other effects are skipped), logging each
+/// answer; both shells call this, each with its own source of header values.
+pub async fn ask_effects(
+    spec: &sluice_crds::RolloutSpec,
+    name: &str,
+    namespace: &str,
+    status: &RolloutStatus,
+    asks: &[crate::core::Effect],
+    headers: &dyn HeaderValues,
+    now: DateTime<Utc>,
+) -> Vec<GateAnswer> {
+    let mut answers = Vec::new();
+    for e in asks {
+        let crate::core::Effect::AskGate {
+            gate,
+            revision,
+            step,
+        } = e
+        else {
+            continue;
+        };
+        let Some(g) = spec.gates.get(*gate) else {
+            continue;
+        };
+        let cx = AskContext {
+            name,
+            namespace,
+            status,
+            gate: *gate,
+            revision,
+            step: *step,
+            next_weight: next_weight(spec, *step),
+            now,
+        };
+        let a = ask(g, &cx, headers).await;
+        if a.open {
+            tracing::info!(rollout = %name, gate = %gate, "gate open: {}", a.reason);
+        } else {
+            tracing::warn!(rollout = %name, gate = %gate, "gate closed: {}", a.reason);
+        }
+        answers.push(a);
+    }
+    answers
+}
+
 /// The weight of the `setWeight` step `step` guards (for the payload's `nextWeight`).
 pub fn next_weight(spec: &sluice_crds::RolloutSpec, step: Option<u32>) -> Option<i32> {
     let plan = crate::core::plan::plan(spec);

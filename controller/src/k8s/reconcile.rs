@@ -185,7 +185,16 @@ async fn decide_and_act(
             ctx.telemetry
                 .record_verdict(&ns, &rollout.name_any(), &m.name, m.verdict);
         }
-        let gates = ask_gates(rollout, &last.status, &asks, &headers, now).await;
+        let gates = crate::gates::ask_effects(
+            &rollout.spec,
+            &rollout.name_any(),
+            &headers.namespace,
+            &last.status,
+            &asks,
+            &headers,
+            now,
+        )
+        .await;
         let obs2 = Observations {
             analysis: Some(run),
             gates,
@@ -203,7 +212,16 @@ async fn decide_and_act(
         if asks.is_empty() {
             break;
         }
-        let gates = ask_gates(rollout, &last.status, &asks, &headers, now).await;
+        let gates = crate::gates::ask_effects(
+            &rollout.spec,
+            &rollout.name_any(),
+            &headers.namespace,
+            &last.status,
+            &asks,
+            &headers,
+            now,
+        )
+        .await;
         let obs2 = Observations {
             gates,
             ..obs.clone()
@@ -240,49 +258,6 @@ fn unusable_metrics(rollout: &Rollout) -> Result<(), String> {
     } else {
         Err(format!("invalid Rollout: {}", problems.join("; ")))
     }
-}
-
-/// Asks the gates the decision named; header values from Secrets in the Rollout's namespace.
-async fn ask_gates(
-    rollout: &Rollout,
-    status: &RolloutStatus,
-    asks: &[Effect],
-    headers: &super::gates::SecretHeaders,
-    now: DateTime<Utc>,
-) -> Vec<core::GateAnswer> {
-    let name = rollout.name_any();
-    let mut answers = Vec::new();
-    for e in asks {
-        let Effect::AskGate {
-            gate,
-            revision,
-            step,
-        } = e
-        else {
-            continue;
-        };
-        let Some(g) = rollout.spec.gates.get(*gate) else {
-            continue;
-        };
-        let cx = crate::gates::AskContext {
-            name: &name,
-            namespace: &headers.namespace,
-            status,
-            gate: *gate,
-            revision,
-            step: *step,
-            next_weight: crate::gates::next_weight(&rollout.spec, *step),
-            now,
-        };
-        let a = crate::gates::ask(g, &cx, headers).await;
-        if a.open {
-            info!(rollout = %name, gate = %gate, "gate open: {}", a.reason);
-        } else {
-            warn!(rollout = %name, gate = %gate, "gate closed: {}", a.reason);
-        }
-        answers.push(a);
-    }
-    answers
 }
 
 /// Names of the AnalysisTemplates in the namespace, when the Rollout refers to any.

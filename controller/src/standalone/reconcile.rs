@@ -178,48 +178,6 @@ async fn execute(
     Ok(asked)
 }
 
-/// Asks the gates the decision named (checks' headers from the environment).
-async fn ask_gates(
-    cfg: &RolloutConfig,
-    spec: &sluice_crds::RolloutSpec,
-    status: &sluice_crds::RolloutStatus,
-    asks: &[Effect],
-    now: DateTime<Utc>,
-) -> Vec<core::GateAnswer> {
-    let mut answers = Vec::new();
-    for e in asks {
-        let Effect::AskGate {
-            gate,
-            revision,
-            step,
-        } = e
-        else {
-            continue;
-        };
-        let Some(g) = spec.gates.get(*gate) else {
-            continue;
-        };
-        let cx = crate::gates::AskContext {
-            name: &cfg.name,
-            namespace: NAMESPACE,
-            status,
-            gate: *gate,
-            revision,
-            step: *step,
-            next_weight: crate::gates::next_weight(spec, *step),
-            now,
-        };
-        let a = crate::gates::ask(g, &cx, &crate::gates::EnvHeaders).await;
-        if a.open {
-            tracing::info!(rollout = %cfg.name, gate = %gate, "gate open: {}", a.reason);
-        } else {
-            tracing::warn!(rollout = %cfg.name, gate = %gate, "gate closed: {}", a.reason);
-        }
-        answers.push(a);
-    }
-    answers
-}
-
 /// One metric's verdict in the log: Error verdicts at WARN, the value as a plain rounded number.
 fn log_verdict(rollout: &str, m: &core::MetricOutcome) {
     let value = m
@@ -312,7 +270,16 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
                     .record_verdict(NAMESPACE, &cfg.name, &m.name, m.verdict);
                 log_verdict(&cfg.name, m);
             }
-            let gates = ask_gates(cfg, &spec, &first.status, &asked.gates, cx.now).await;
+            let gates = crate::gates::ask_effects(
+                &spec,
+                &cfg.name,
+                NAMESPACE,
+                &first.status,
+                &asked.gates,
+                &crate::gates::EnvHeaders,
+                cx.now,
+            )
+            .await;
             let obs2 = Observations {
                 analysis: Some(run),
                 router_weight: read_weight(cfg, cx.router).await,
@@ -330,7 +297,16 @@ pub async fn tick(cfg: &RolloutConfig, cx: &TickContext<'_>) -> Option<Duration>
             if asked.gates.is_empty() {
                 break;
             }
-            let gates = ask_gates(cfg, &spec, &last.status, &asked.gates, cx.now).await;
+            let gates = crate::gates::ask_effects(
+                &spec,
+                &cfg.name,
+                NAMESPACE,
+                &last.status,
+                &asked.gates,
+                &crate::gates::EnvHeaders,
+                cx.now,
+            )
+            .await;
             let obs2 = Observations {
                 router_weight: read_weight(cfg, cx.router).await,
                 gates,
